@@ -1,0 +1,89 @@
+/**
+ * One registry of every error ringfence raises. Each code has an HTTP status, whether a client may
+ * retry, and a one-line description; `docs/errors.md` documents every code and a test keeps the two
+ * in step. Users match on `code`, never on the message.
+ */
+export const ERROR_CODES = {
+  RINGFENCE_USAGE: {
+    status: 400,
+    retryable: false,
+    description: "A command-line flag or argument is missing or malformed.",
+  },
+  RINGFENCE_TOPOLOGY_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    description: "The topology file (or bundled topology name) does not exist or cannot be read.",
+  },
+  RINGFENCE_TOPOLOGY_YAML: {
+    status: 400,
+    retryable: false,
+    description: "The topology file is not valid YAML; the message gives line and column.",
+  },
+  RINGFENCE_TOPOLOGY_INVALID: {
+    status: 400,
+    retryable: false,
+    description:
+      "The topology parsed but breaks the schema or a cross-field rule; every problem is listed with its path and fix.",
+  },
+  RINGFENCE_PLAN_GATE_FAILED: {
+    status: 422,
+    retryable: false,
+    description: "`ringfence plan --fail-on` found a check that failed (SPOF, objectives or capacity).",
+  },
+  RINGFENCE_INTERNAL: {
+    status: 500,
+    retryable: false,
+    description:
+      "A bug in ringfence. Please report it with the command and the stack trace printed with RINGFENCE_DEBUG=1.",
+  },
+} as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A problem located in an input document, e.g. `services[0].slos[1].availability`. */
+export interface Problem {
+  /** Dotted/indexed path of the offending field; empty for the whole document. */
+  path: string;
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** 1-based line and column in the source file, when known. */
+  line?: number;
+  column?: number;
+}
+
+/**
+ * The base class of every error ringfence raises on purpose. It carries a stable `code`, the HTTP
+ * status and retryability from the registry, and optional located `problems` (all problems in an
+ * input are reported at once).
+ */
+export class RingfenceError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly problems: readonly Problem[];
+
+  constructor(code: ErrorCode, message: string, options?: { problems?: Problem[]; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RingfenceError";
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.retryable = ERROR_CODES[code].retryable;
+    this.problems = Object.freeze([...(options?.problems ?? [])]);
+  }
+
+  /** A JSON shape for APIs and `--json` output. */
+  toJSON(): { code: ErrorCode; message: string; retryable: boolean; problems: readonly Problem[] } {
+    return { code: this.code, message: this.message, retryable: this.retryable, problems: this.problems };
+  }
+}
+
+export function isRingfenceError(err: unknown): err is RingfenceError {
+  return err instanceof RingfenceError;
+}
+
+/** Formats a problem as `file:line:col path: message` (parts omitted when unknown). */
+export function formatProblem(problem: Problem, file?: string): string {
+  const where = [file, problem.line, problem.column].filter((p) => p !== undefined).join(":");
+  const path = problem.path === "" ? "" : `${problem.path}: `;
+  return `${where === "" ? "" : `${where}: `}${path}${problem.message}`;
+}

@@ -1,0 +1,142 @@
+/**
+ * The compiled topology: fully defaulted, cross-checked and frozen. Durations are in `...Ms` fields,
+ * availabilities are ratios in (0, 1) (the file says percent), shares are ratios in [0, 1].
+ */
+import type { ComponentKind } from "./schema.js";
+
+export type { ComponentKind };
+
+export interface Zone {
+  /** `region/zone`, e.g. `us-east/a`. */
+  readonly id: string;
+  readonly name: string;
+  readonly region: string;
+}
+
+export interface Region {
+  readonly name: string;
+  readonly index: number;
+  readonly zones: readonly Zone[];
+  readonly pair: string | undefined;
+  /** One-way WAN latency to every other region, in milliseconds. */
+  readonly latencyMs: Readonly<Record<string, number>>;
+  /** Share of client traffic that originates in this region, in [0, 1]; shares sum to 1. */
+  readonly trafficShare: number;
+}
+
+export interface Cell {
+  /** `cell-N`. */
+  readonly id: string;
+  readonly index: number;
+  /** Replica regions, home (primary) first, then standbys by preference. */
+  readonly regions: readonly string[];
+  readonly home: string;
+  /** Buckets mapped to this cell by the default bucket table. */
+  readonly buckets: number;
+  /** Share of tenants in this cell (buckets / total buckets). */
+  readonly tenantShare: number;
+}
+
+export interface Route {
+  readonly method: string;
+  readonly path: string;
+}
+
+export interface Slo {
+  readonly scenario: string;
+  readonly routes: readonly Route[];
+  /** Target availability as a ratio, e.g. 0.9995. */
+  readonly availability: number;
+  readonly latencyThresholdMs: number;
+  /** Share of requests that must finish under the threshold, e.g. 0.99. */
+  readonly latencyPercentile: number;
+  /** Whether the scenario writes (needs the cell primary and its synchronous quorum). */
+  readonly writes: boolean;
+  /** External dependencies this scenario needs: the service's own plus the scenario's. */
+  readonly dependencies: readonly string[];
+  /** Whether the service's fallback can serve this scenario (all its routes are fallback routes). */
+  readonly fallbackCovers: boolean;
+}
+
+export interface Fallback {
+  readonly command: readonly string[];
+  readonly routes: readonly Route[];
+  readonly instancesPerRegion: number;
+}
+
+export type Durability = "strict" | "available";
+
+export interface Service {
+  readonly name: string;
+  readonly command: readonly string[];
+  readonly healthPath: string;
+  /** Instances per cell per region. */
+  readonly instancesPerRegion: number;
+  readonly capacityRps: number;
+  readonly peakRps: number | undefined;
+  readonly tier: number;
+  readonly rtoMs: number;
+  readonly rpoMs: number;
+  readonly durability: Durability;
+  readonly downtimeCostPerHour: number | undefined;
+  readonly slos: readonly Slo[];
+  readonly fallback: Fallback | undefined;
+}
+
+export interface Provider {
+  readonly name: string;
+  readonly availability: number;
+  readonly costPerMonth: number | undefined;
+}
+
+export interface Dependency {
+  readonly name: string;
+  readonly providers: readonly Provider[];
+}
+
+export interface NotificationChannel {
+  readonly name: string;
+  readonly kind: "webhook" | "email";
+  readonly providers: readonly {
+    readonly name: string;
+    readonly availability: number;
+    readonly url: string | undefined;
+    readonly host: string | undefined;
+    readonly port: number | undefined;
+  }[];
+}
+
+export interface Reliability {
+  /** Steady-state availability, mtbf / (mtbf + mttr). */
+  readonly availability: number;
+  readonly mtbfMs: number;
+  readonly mttrMs: number;
+}
+
+export interface Topology {
+  readonly name: string;
+  /** Where it was loaded from: a path, or `bundled:NAME`. */
+  readonly source: string;
+  readonly regions: readonly Region[];
+  readonly zones: readonly Zone[];
+  readonly cells: {
+    readonly count: number;
+    readonly replicas: number;
+    readonly buckets: number;
+    readonly syncQuorum: number;
+    readonly list: readonly Cell[];
+  };
+  readonly routers: { readonly perRegion: number };
+  readonly services: readonly Service[];
+  readonly dependencies: readonly Dependency[];
+  readonly notifications: readonly NotificationChannel[];
+  readonly components: Readonly<Record<ComponentKind, Reliability>>;
+  readonly costs: {
+    readonly instancePerMonth: number | undefined;
+    readonly routerPerMonth: number | undefined;
+    readonly databasePerMonth: number | undefined;
+  };
+  readonly failover: { readonly detectionMs: number; readonly promotionMs: number };
+  readonly load: { readonly tenants: number };
+  readonly objectives: { readonly blastRadius: number | undefined };
+}
