@@ -4,9 +4,9 @@
  * availability of every scenario, and sets its yearly cost against the downtime cost it avoids.
  */
 import { YEAR_MS } from "../lib/units.js";
-import type { Cell, Service, Topology } from "../topology/model.js";
+import type { Cell, Topology } from "../topology/model.js";
 import { BlockEvaluator } from "./blocks.js";
-import { availabilityOf, buildModel } from "./model.js";
+import { availabilityOf, buildModel, ids, type PlanModel } from "./model.js";
 
 const HOURS_PER_YEAR = YEAR_MS / 3_600_000;
 
@@ -52,34 +52,48 @@ export function tierTable(topology: Topology): TierRow[] {
 /**
  * Unavailability of each service (its worst scenario, tenant-weighted), with component occurrences
  * taken as independent: a consistent yardstick for the difference a redundancy makes, at a fraction
- * of the cost of conditioning on shared regions.
+ * of the cost of conditioning on shared regions. `overrides` sets components' availability (0 takes
+ * a redundant component away); only the scenarios of `services` are evaluated when given.
  */
-function serviceUnavailability(topology: Topology): Map<string, number> {
-  const model = buildModel(topology);
-  const evaluator = new BlockEvaluator(availabilityOf(model));
+function serviceUnavailability(
+  model: PlanModel,
+  overrides?: ReadonlyMap<string, number>,
+  services?: ReadonlySet<string>,
+): Map<string, number> {
+  const evaluator = new BlockEvaluator(availabilityOf(model, overrides));
   const result = new Map<string, number>();
   for (const s of model.scenarios) {
+    if (services && !services.has(s.service.name)) continue;
     const a = s.cells.reduce((sum, c) => sum + evaluator.plain(c.block) * c.cell.tenantShare, 0);
     result.set(s.service.name, Math.max(result.get(s.service.name) ?? 0, 1 - a));
   }
   return result;
 }
 
+/** A redundancy taken away: components set to 0 in the same model, or a rebuilt topology. */
+type Without =
+  | { readonly overrides: ReadonlyMap<string, number>; readonly services?: ReadonlySet<string> }
+  | { readonly topology: Topology };
+
 export function costReport(topology: Topology): CostReport {
-  const base = serviceUnavailability(topology);
+  const model = buildModel(topology);
+  const base = serviceUnavailability(model);
   const redundancies: RedundancyValue[] = [];
   const cellRegions = topology.cells.count * topology.cells.replicas;
   const value = (
     redundancy: string,
-    without: Topology,
+    without: Without,
     costPerMonth: number | undefined,
     units: number,
   ): RedundancyValue => {
-    const after = serviceUnavailability(without);
+    const after =
+      "topology" in without
+        ? serviceUnavailability(buildModel(without.topology))
+        : serviceUnavailability(model, without.overrides, without.services);
     let avoided: number | undefined;
     let minutes = 0;
     for (const s of topology.services) {
-      const delta = Math.max(0, (after.get(s.name) ?? 0) - (base.get(s.name) ?? 0));
+      const delta = Math.max(0, (after.get(s.name) ?? base.get(s.name) ?? 0) - (base.get(s.name) ?? 0));
       minutes = Math.max(minutes, delta * HOURS_PER_YEAR * 60);
       if (s.downtimeCostPerHour !== undefined)
         avoided = (avoided ?? 0) + delta * HOURS_PER_YEAR * s.downtimeCostPerHour;
@@ -93,14 +107,18 @@ export function costReport(topology: Topology): CostReport {
       worthIt: costPerYear === undefined || avoided === undefined ? undefined : avoided >= costPerYear,
     };
   };
+  const down = (idList: string[]) => new Map(idList.map((id) => [id, 0]));
 
   for (const s of topology.services) {
-    if (s.instancesPerRegion >= 2) {
-      const fewer = withService(topology, s.name, { instancesPerRegion: s.instancesPerRegion - 1 });
+    const n = s.instancesPerRegion;
+    if (n >= 2) {
+      const last = topology.cells.list.flatMap((c) =>
+        c.regions.map((r) => ids.instance(s.name, c.id, r, n - 1)),
+      );
       redundancies.push(
         value(
-          `${s.name}: instance ${s.instancesPerRegion} of ${s.instancesPerRegion} per cell and region`,
-          fewer,
+          `${s.name}: instance ${n} of ${n} per cell and region`,
+          { overrides: down(last), services: new Set([s.name]) },
           topology.costs.instancePerMonth,
           cellRegions,
         ),
@@ -108,6 +126,7 @@ export function costReport(topology: Topology): CostReport {
     }
   }
   if (topology.cells.replicas >= 2) {
+    // Structural: the write quorum shrinks with the replicas, so the model is rebuilt.
     const replicas = topology.cells.replicas - 1;
     const list: Cell[] = topology.cells.list.map((c) => ({ ...c, regions: c.regions.slice(0, replicas) }));
     const fewer: Topology = {
@@ -128,7 +147,7 @@ export function costReport(topology: Topology): CostReport {
     redundancies.push(
       value(
         `replica region ${topology.cells.replicas} of ${topology.cells.replicas} per cell`,
-        fewer,
+        { topology: fewer },
         topology.costs.databasePerMonth === undefined && topology.costs.instancePerMonth === undefined
           ? undefined
           : perCellRegion,
@@ -136,32 +155,29 @@ export function costReport(topology: Topology): CostReport {
       ),
     );
   }
-  if (topology.routers.perRegion >= 2) {
-    const fewer: Topology = { ...topology, routers: { perRegion: topology.routers.perRegion - 1 } };
+  const routers = topology.routers.perRegion;
+  if (routers >= 2) {
     redundancies.push(
       value(
-        `router ${topology.routers.perRegion} of ${topology.routers.perRegion} per region`,
-        fewer,
+        `router ${routers} of ${routers} per region`,
+        { overrides: down(topology.regions.map((r) => ids.router(r.name, routers - 1))) },
         topology.costs.routerPerMonth,
         topology.regions.length,
       ),
     );
   }
   for (const dep of topology.dependencies) {
-    if (dep.providers.length < 2) continue;
     const last = dep.providers[dep.providers.length - 1];
-    if (!last) continue;
-    const fewer: Topology = {
-      ...topology,
-      dependencies: topology.dependencies.map((d) =>
-        d === dep ? { ...d, providers: d.providers.slice(0, -1) } : d,
+    if (dep.providers.length < 2 || !last) continue;
+    const users = topology.services.filter((s) => s.slos.some((slo) => slo.dependencies.includes(dep.name)));
+    redundancies.push(
+      value(
+        `${dep.name}: provider ${last.name}`,
+        { overrides: down([ids.provider(dep.name, last.name)]), services: new Set(users.map((s) => s.name)) },
+        last.costPerMonth,
+        1,
       ),
-    };
-    redundancies.push(value(`${dep.name}: provider ${last.name}`, fewer, last.costPerMonth, 1));
+    );
   }
   return { tiers: tierTable(topology), redundancies };
-}
-
-function withService(topology: Topology, name: string, change: Partial<Service>): Topology {
-  return { ...topology, services: topology.services.map((s) => (s.name === name ? { ...s, ...change } : s)) };
 }

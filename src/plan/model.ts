@@ -187,7 +187,7 @@ export function buildModel(topology: Topology): PlanModel {
         if (slo.writes) {
           const k =
             service.durability === "strict"
-              ? Math.min(topology.cells.syncQuorum + 1, cell.regions.length + 1)
+              ? Math.min(topology.cells.syncQuorum + 1, cell.regions.length)
               : 1;
           main.push(
             atLeast(

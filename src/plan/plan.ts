@@ -12,7 +12,10 @@ import { objectives, type ServiceObjectives } from "./objectives.js";
 import { type SimulationResult, simulate } from "./simulate.js";
 import { type SinglePointOfFailure, singlePointsOfFailure } from "./spof.js";
 
-/** Checks that `--fail-on` can gate on. */
+/**
+ * Checks that `--fail-on` can gate on. `objectives` covers every service's RTO and RPO and the
+ * topology's `objectives.blastRadius`.
+ */
 export const GATES = ["spof", "objectives", "capacity", "availability"] as const;
 export type Gate = (typeof GATES)[number];
 
@@ -86,7 +89,9 @@ export function plan(topology: Topology, options: PlanOptions = {}): PlanReport 
     simulation,
     checks: {
       spof: spof.filter((s) => s.kind !== "notification").length === 0,
-      objectives: objs.every((o) => o.rtoMet && o.rpoMet),
+      objectives:
+        objs.every((o) => o.rtoMet && o.rpoMet) &&
+        (blast.target === undefined || blast.worstCellShare <= blast.target + 1e-12),
       capacity: cap.ok,
       availability: availability.every((a) => a.meetsTarget),
     },

@@ -130,6 +130,12 @@ export function renderPlan(report: PlanReport, options: RenderOptions = {}): str
     );
     for (const m of o.missing) out(`      missing: ${m}`);
   }
+  if (br.target !== undefined) {
+    const meets = br.worstCellShare <= br.target + 1e-12;
+    out(
+      `  blast radius: one cell failure reaches ${formatShare(br.worstCellShare)} of tenants vs objectives.blastRadius ${formatShare(br.target)} ${ok(meets, meets ? "met" : `missed: needs ≥ ${br.cellsForTarget[0]?.cells} cells`)}`,
+    );
+  }
 
   heading(6, "Business impact and the cost of redundancy");
   out(c.dim(`  ${pad("tier", 5)} ${pad("RTO", 8)} ${pad("RPO", 8)} ${pad("downtime/h", 12)} services`));

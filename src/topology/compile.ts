@@ -101,7 +101,7 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
     source,
     regions,
     zones: regions.flatMap((r) => r.zones),
-    cells: { count, replicas, buckets, syncQuorum: raw.cells.syncQuorum, list: cells },
+    cells: { count, replicas, buckets, syncQuorum: syncQuorumOf(raw.cells, replicas), list: cells },
     routers: { perRegion: raw.routers.perRegion },
     services,
     dependencies: raw.dependencies.map((d) => ({
@@ -135,6 +135,11 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
       blastRadius: raw.objectives.blastRadius === undefined ? undefined : raw.objectives.blastRadius / 100,
     },
   });
+}
+
+/** ANY 1 out-of-region standby by default; none when a cell has a single replica. */
+export function syncQuorumOf(cells: { syncQuorum?: number | undefined }, replicas: number): number {
+  return cells.syncQuorum ?? (replicas >= 2 ? 1 : 0);
 }
 
 function compileRegions(raw: RawTopology["regions"]): Region[] {

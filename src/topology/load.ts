@@ -64,18 +64,27 @@ export function loadTopology(arg?: string): Topology {
 export function parseTopology(text: string, source = "ringfence.yaml", fallbackName = "topology"): Topology {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return { path: "", message: e.message.split("\n")[0] ?? e.message, line: pos?.line, column: pos?.col };
-    });
-    throw new RingfenceError("RINGFENCE_TOPOLOGY_YAML", summary(source, problems, "is not valid YAML"), {
+  const yamlError = (problems: Problem[]) =>
+    new RingfenceError("RINGFENCE_TOPOLOGY_YAML", summary(source, problems, "is not valid YAML"), {
       problems,
     });
+  if (doc.errors.length > 0) {
+    throw yamlError(
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: "", message: e.message.split("\n")[0] ?? e.message, line: pos.line, column: pos.col };
+      }),
+    );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
-  const locate = (path: PathPart[]): { line?: number; column?: number } => {
-    const node = nodeAt(doc.contents, path);
+  let data: unknown;
+  try {
+    // Aliases are resolved here: an unknown anchor or an alias bomb is a YAML error too.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw yamlError([{ path: "", message: (err as Error).message, line: 1, column: 1 }]);
+  }
+  const locate = (path: PathPart[], atKey: boolean): { line?: number; column?: number } => {
+    const node = nodeAt(doc.contents, path, atKey);
     const offset = node?.range?.[0];
     if (offset === undefined) return {};
     const pos = lineCounter.linePos(offset);
@@ -83,8 +92,8 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
   };
 
   const problems: Problem[] = [];
-  const add = (path: PathPart[], message: string) =>
-    problems.push({ path: formatPath(path), message, ...locate(path) });
+  const add = (path: PathPart[], message: string, atKey = false) =>
+    problems.push({ path: formatPath(path), message, ...locate(path, atKey) });
 
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     add([], "a topology must be a YAML mapping with regions:, cells: and services: at the top level");
@@ -96,6 +105,7 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
       add(
         [key],
         MAP({ code: "unrecognized_keys", keys: [key], input: record, path: [] } as never) ?? "unknown field",
+        true,
       );
     }
   }
@@ -115,7 +125,7 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
 type ZodIssue = { path: PropertyKey[]; message: string; code?: string; keys?: string[] };
 
 function addIssue(
-  add: (path: PathPart[], message: string) => void,
+  add: (path: PathPart[], message: string, atKey?: boolean) => void,
   prefix: PathPart[],
   issue: ZodIssue,
 ): void {
@@ -129,6 +139,7 @@ function addIssue(
           .split("; ")
           .slice(i * 2, i * 2 + 2)
           .join("; "),
+        true,
       );
     return;
   }
@@ -145,21 +156,21 @@ export function formatPath(path: readonly PathPart[]): string {
   return out;
 }
 
-function nodeAt(root: unknown, path: readonly PathPart[]): Node | undefined {
+/** The YAML node at `path` (its key when `atKey`), or the deepest node on the way there. */
+function nodeAt(root: unknown, path: readonly PathPart[], atKey = false): Node | undefined {
   let node = root as Node | undefined;
   let best = node;
-  for (const part of path) {
-    if (node === undefined || node === null) break;
-    const items = (node as { items?: unknown[] }).items;
-    if (!Array.isArray(items)) break;
+  for (const [i, part] of path.entries()) {
+    if (node === undefined || node === null || !Array.isArray((node as { items?: unknown }).items)) break;
     if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === part);
       if (!pair) break;
-      // Point at the key when the value is missing (null) or when the key itself is the problem.
-      node = (pair.value ?? pair.key) as Node | undefined;
-      best = (pair.value && (pair.value as Node).range ? pair.value : pair.key) as Node;
+      node = (pair.value ?? undefined) as Node | undefined;
+      // The key when the value is missing (null) or when the key itself is the problem.
+      const value = pair.value as Node | null;
+      best = (value?.range && !(atKey && i === path.length - 1) ? value : pair.key) as Node;
     } else {
-      node = items[part as number] as Node | undefined;
+      node = (node as { items: unknown[] }).items[part as number] as Node | undefined;
       if (node) best = node;
     }
   }

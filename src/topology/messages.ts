@@ -14,7 +14,8 @@ export function errorMap(knownKeys: ReadonlySet<string>): (issue: RawIssue) => s
       case "invalid_type": {
         const expected = String(issue.expected);
         if (issue.input === undefined) return `is required (${article(expected)} ${expected})`;
-        return `must be ${article(expected)} ${expected === "int" ? "whole number" : expected}, ${got}`;
+        const noun = expected === "int" ? "whole number" : expected;
+        return `must be ${article(noun)} ${noun}, ${got}`;
       }
       case "too_big": {
         const max = Number(issue.maximum);
@@ -47,6 +48,7 @@ export function errorMap(knownKeys: ReadonlySet<string>): (issue: RawIssue) => s
 }
 
 function unknownField(key: string, known: ReadonlySet<string>): string {
+  if (known.has(key)) return `field "${key}" does not belong here; check its indentation or move it`;
   const guess = closest(key, known);
   return `unknown field "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}; remove it or fix the spelling`;
 }

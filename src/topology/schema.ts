@@ -106,7 +106,7 @@ export const cellsSchema = z.strictObject({
   count: count(1, 65_535),
   replicas: count(1, 64).optional(),
   buckets: count(1, 1_048_576).default(16_384),
-  syncQuorum: count(0, 63).default(1),
+  syncQuorum: count(0, 63).optional(),
   regions: z.array(name("region")).min(1).optional(),
   pin: z
     .array(
@@ -125,7 +125,11 @@ const sloSchema = z.strictObject({
     .min(1, { error: 'an SLO needs at least one route, e.g. routes: ["POST /tokens"]' }),
   availability: availabilityPercent(),
   latency: duration(),
-  latencyPercentile: availabilityPercent().default(99),
+  latencyPercentile: z
+    .number({ error: "must be a percentage of requests such as 99 (for p99)" })
+    .gt(0, { error: "must be above 0" })
+    .max(100, { error: "must be at most 100" })
+    .default(99),
   writes: z.boolean().optional(),
   dependencies: z.array(name("dependency")).default([]),
 });
@@ -150,7 +154,14 @@ export const serviceSchema = z.strictObject({
   fallback: z
     .strictObject({
       command: command(),
-      routes: z.array(route()).min(1),
+      routes: z
+        .array(
+          route().refine((r) => /^(GET|HEAD|OPTIONS) /.test(r), {
+            error: (iss) =>
+              `a fallback is read-only (it reads the local replica alone): use GET, HEAD or OPTIONS routes; got ${JSON.stringify(iss.input)}`,
+          }),
+        )
+        .min(1),
       instances: count(1, 10_000).default(1),
     })
     .optional(),

@@ -3,6 +3,7 @@
  * replica counts must be possible, latency must be known for every pair of regions. Each rule runs
  * when the sections it reads parsed, so one bad section does not hide the problems of another.
  */
+import { syncQuorumOf } from "./compile.js";
 import { closest } from "./messages.js";
 import type { RawTopology } from "./schema.js";
 
@@ -92,17 +93,15 @@ function validateRegions(regions: RawTopology["regions"], report: (p: PathPart[]
       zones.add(z);
     });
     if (region.pair !== undefined) {
+      const other = regions.find((r) => r.name === region.pair);
       if (region.pair === region.name) report(["regions", i, "pair"], "a region cannot be its own pair");
-      else if (!names.includes(region.pair))
-        report(["regions", i, "pair"], unknownName("region", region.pair, names));
-      else {
-        const other = regions.find((r) => r.name === region.pair);
-        if (other?.pair !== undefined && other.pair !== region.name) {
-          report(
-            ["regions", i, "pair"],
-            `"${region.name}" pairs with "${region.pair}", but "${region.pair}" pairs with "${other.pair}"; pairs must agree`,
-          );
-        }
+      else if (!other) report(["regions", i, "pair"], unknownName("region", region.pair, names));
+      // A partner that names another region (not itself: that is reported on the partner) disagrees.
+      else if (other.pair !== undefined && other.pair !== region.name && other.pair !== other.name) {
+        report(
+          ["regions", i, "pair"],
+          `"${region.name}" pairs with "${region.pair}", but "${region.pair}" pairs with "${other.pair}"; pairs must agree`,
+        );
       }
     }
     for (const [to, ms] of Object.entries(region.latency ?? {})) {
@@ -144,6 +143,12 @@ function validateRegions(regions: RawTopology["regions"], report: (p: PathPart[]
     report(["regions"], `trafficShare adds up to ${sum}%, more than 100%; lower the shares`);
   } else if (given.length === regions.length && Math.abs(sum - 100) > 0.0001) {
     report(["regions"], `trafficShare adds up to ${sum}%, not 100%; fix the shares or leave some out`);
+  } else if (given.length > 0 && given.length < regions.length && sum > 99.9999) {
+    const rest = regions.filter((r) => r.trafficShare === undefined).map((r) => r.name);
+    report(
+      ["regions"],
+      `trafficShare adds up to 100% already, leaving 0% for ${rest.join(", ")}; lower the shares or give those regions theirs`,
+    );
   }
 }
 
@@ -166,10 +171,11 @@ function validateCells(
       `${replicas} replicas need ${replicas} regions (no two replicas of a cell share a region), but only ${eligible.length} ${cells.regions ? "are listed in cells.regions" : "exist"}; lower replicas or add regions`,
     );
   }
-  if (cells.syncQuorum > replicas - 1) {
+  const syncQuorum = syncQuorumOf(cells, replicas);
+  if (syncQuorum > replicas - 1) {
     report(
       ["cells", "syncQuorum"],
-      `ANY ${cells.syncQuorum} synchronous standbys need at least ${cells.syncQuorum + 1} replicas (a primary and ${cells.syncQuorum} out-of-region standbys), but replicas is ${replicas}; lower syncQuorum or raise replicas`,
+      `ANY ${syncQuorum} synchronous standbys need at least ${syncQuorum + 1} replicas (a primary and ${syncQuorum} out-of-region standbys), but replicas is ${replicas}; lower syncQuorum or raise replicas`,
     );
   }
   if (cells.count > cells.buckets) {
@@ -198,8 +204,14 @@ function validateCells(
     }
     const inCell = new Set<string>();
     pin.regions.forEach((r, j) => {
-      if (!eligible.includes(r))
+      if (!regionNames.includes(r))
         report(["cells", "pin", i, "regions", j], unknownName("region", r, eligible));
+      else if (!eligible.includes(r)) {
+        report(
+          ["cells", "pin", i, "regions", j],
+          `region "${r}" is not in cells.regions (${eligible.join(", ")}); add it there or pin another region`,
+        );
+      }
       if (inCell.has(r)) {
         report(
           ["cells", "pin", i, "regions", j],
@@ -236,5 +248,5 @@ function uniqueNames(
 function unknownName(what: string, name: string, known: readonly string[], section = `${what}s`): string {
   const guess = closest(name, known);
   if (known.length === 0) return `unknown ${what} "${name}": none are defined under ${section}`;
-  return `unknown ${what} "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; use one of ${known.join(", ")}`;
+  return `unknown ${what} "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; use one of ${[...new Set(known)].join(", ")}`;
 }
