@@ -41,8 +41,7 @@ export function reportError(err: unknown, io: Io, json: boolean): number {
   } else {
     const c = pc.createColors(io.isTTY);
     io.stderr(`${c.red(c.bold("error"))} ${c.dim(e.code)}: ${e.message}\n`);
-    const file = e.problems.length > 0 ? sourceFile(e.message) : undefined;
-    for (const p of e.problems) io.stderr(`  ${formatProblem(p, file)}\n`);
+    for (const p of e.problems) io.stderr(`  ${formatProblem(p)}\n`);
   }
   if (e.code === "RINGFENCE_INTERNAL" && process.env.RINGFENCE_DEBUG) {
     io.stderr(`${(err as Error)?.stack ?? ""}\n`);
@@ -50,10 +49,4 @@ export function reportError(err: unknown, io: Io, json: boolean): number {
   if (e.code === "RINGFENCE_INTERNAL") return EXIT.internal;
   if (e.code === "RINGFENCE_PLAN_GATE_FAILED") return EXIT.checkFailed;
   return EXIT.badInput;
-}
-
-/** The file an error message starts with (`path has problems ...`), for `file:line:col` prefixes. */
-function sourceFile(message: string): string | undefined {
-  const first = message.split(" ")[0];
-  return first && !first.startsWith("bundled:") ? first : first?.slice("bundled:".length).concat(".yaml");
 }

@@ -21,7 +21,9 @@ test("every error code is documented in docs/errors.md with its status", () => {
 
 test("errors carry the registry's status and retryability and serialise for APIs", () => {
   const err = new RingfenceError("RINGFENCE_TOPOLOGY_INVALID", "bad", {
-    problems: [{ path: "cells.count", message: "must be at least 1, got 0", line: 3, column: 10 }],
+    problems: [
+      { path: "cells.count", message: "must be at least 1, got 0", file: "t.yaml", line: 3, column: 10 },
+    ],
   });
   assert.equal(err.status, 400);
   assert.equal(err.retryable, false);
@@ -30,10 +32,12 @@ test("errors carry the registry's status and retryability and serialise for APIs
     code: "RINGFENCE_TOPOLOGY_INVALID",
     message: "bad",
     retryable: false,
-    problems: [{ path: "cells.count", message: "must be at least 1, got 0", line: 3, column: 10 }],
+    problems: [
+      { path: "cells.count", message: "must be at least 1, got 0", file: "t.yaml", line: 3, column: 10 },
+    ],
   });
   assert.equal(
-    formatProblem(err.problems[0] as never, "t.yaml"),
+    formatProblem(err.problems[0] as never),
     "t.yaml:3:10: cells.count: must be at least 1, got 0",
   );
   assert.equal(formatProblem({ path: "", message: "oops" }), "oops");

@@ -46,7 +46,9 @@ export interface Problem {
   path: string;
   /** What is wrong and how to fix it. */
   message: string;
-  /** 1-based line and column in the source file, when known. */
+  /** The file the problem is in, when it came from one. */
+  file?: string;
+  /** 1-based line and column in the file, when known. */
   line?: number;
   column?: number;
 }
@@ -82,8 +84,8 @@ export function isRingfenceError(err: unknown): err is RingfenceError {
 }
 
 /** Formats a problem as `file:line:col path: message` (parts omitted when unknown). */
-export function formatProblem(problem: Problem, file?: string): string {
-  const where = [file, problem.line, problem.column].filter((p) => p !== undefined).join(":");
+export function formatProblem(problem: Problem): string {
+  const where = [problem.file, problem.line, problem.column].filter((p) => p !== undefined).join(":");
   const path = problem.path === "" ? "" : `${problem.path}: `;
   return `${where === "" ? "" : `${where}: `}${path}${problem.message}`;
 }

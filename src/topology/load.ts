@@ -62,6 +62,7 @@ export function loadTopology(arg?: string): Topology {
 
 /** Parses and compiles topology YAML text. `source` names it in errors. */
 export function parseTopology(text: string, source = "ringfence.yaml", fallbackName = "topology"): Topology {
+  const file = source.startsWith("bundled:") ? `${source.slice("bundled:".length)}.yaml` : source;
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const yamlError = (problems: Problem[]) =>
@@ -72,7 +73,13 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
     throw yamlError(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { path: "", message: e.message.split("\n")[0] ?? e.message, line: pos.line, column: pos.col };
+        return {
+          path: "",
+          message: e.message.split("\n")[0] ?? e.message,
+          file,
+          line: pos.line,
+          column: pos.col,
+        };
       }),
     );
   }
@@ -81,7 +88,7 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
     // Aliases are resolved here: an unknown anchor or an alias bomb is a YAML error too.
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw yamlError([{ path: "", message: (err as Error).message, line: 1, column: 1 }]);
+    throw yamlError([{ path: "", message: (err as Error).message, file, line: 1, column: 1 }]);
   }
   const locate = (path: PathPart[], atKey: boolean): { line?: number; column?: number } => {
     const node = nodeAt(doc.contents, path, atKey);
@@ -93,7 +100,7 @@ export function parseTopology(text: string, source = "ringfence.yaml", fallbackN
 
   const problems: Problem[] = [];
   const add = (path: PathPart[], message: string, atKey = false) =>
-    problems.push({ path: formatPath(path), message, ...locate(path, atKey) });
+    problems.push({ path: formatPath(path), message, file, ...locate(path, atKey) });
 
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     add([], "a topology must be a YAML mapping with regions:, cells: and services: at the top level");
