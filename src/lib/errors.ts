@@ -25,10 +25,23 @@ export const ERROR_CODES = {
     description:
       "The topology parsed but breaks the schema or a cross-field rule; every problem is listed with its path and fix.",
   },
+  RINGFENCE_PG_NOT_FOUND: {
+    status: 500,
+    retryable: false,
+    description:
+      "PostgreSQL server binaries (initdb, postgres, pg_basebackup) were not found; the message says how to install them or point RINGFENCE_PG_BIN at them.",
+  },
+  RINGFENCE_PG_FAILED: {
+    status: 500,
+    retryable: true,
+    description:
+      "A PostgreSQL tool (initdb, pg_basebackup, pg_rewind) or server failed; the message includes its output.",
+  },
   RINGFENCE_PLAN_GATE_FAILED: {
     status: 422,
     retryable: false,
-    description: "`ringfence plan --fail-on` found a check that failed (SPOF, objectives or capacity).",
+    description:
+      "`ringfence plan --fail-on` found a check that failed (spof, objectives, capacity or availability).",
   },
   RINGFENCE_INTERNAL: {
     status: 500,

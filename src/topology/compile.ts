@@ -58,16 +58,19 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
     const fallbackRoutes = s.fallback?.routes.map(parseRoute) ?? [];
     const slos: Slo[] = s.slos.map((slo) => {
       const routes = slo.routes.map(parseRoute);
+      const writes = slo.writes ?? routes.some((r) => !READ_METHODS.has(r.method));
       return {
         scenario: slo.scenario,
         routes,
         availability: slo.availability / 100,
         latencyThresholdMs: slo.latency,
         latencyPercentile: slo.latencyPercentile / 100,
-        writes: slo.writes ?? routes.some((r) => !READ_METHODS.has(r.method)),
+        writes,
         dependencies: [...new Set([...s.dependencies, ...slo.dependencies])],
+        // A fallback is read-only, so it never serves a scenario that writes.
         fallbackCovers:
           fallbackRoutes.length > 0 &&
+          !writes &&
           routes.every((r) =>
             fallbackRoutes.some((f) => (f.method === "*" || f.method === r.method) && f.path === r.path),
           ),

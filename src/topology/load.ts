@@ -137,17 +137,15 @@ function addIssue(
   issue: ZodIssue,
 ): void {
   const path = [...prefix, ...issue.path.map((p) => (typeof p === "symbol" ? String(p) : p))];
-  // An unknown field is reported at the field itself, so the line points at the typo.
+  // An unknown field is reported at the field itself, one problem per key, so the line points at it.
   if (issue.code === "unrecognized_keys" && issue.keys && issue.keys.length > 0) {
-    for (const [i, key] of issue.keys.entries())
+    for (const key of issue.keys) {
       add(
         [...path, key],
-        issue.message
-          .split("; ")
-          .slice(i * 2, i * 2 + 2)
-          .join("; "),
+        MAP({ code: "unrecognized_keys", keys: [key], input: {}, path: [] } as never) ?? issue.message,
         true,
       );
+    }
     return;
   }
   add(path, issue.message);

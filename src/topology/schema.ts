@@ -75,8 +75,11 @@ const count = (min: number, max = 1_000_000_000) => z.number().int().min(min).ma
 /** A program to run: a string split on white space, or an argv list. */
 const command = () =>
   z
-    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
-    .transform((v) => (typeof v === "string" ? v.trim().split(/\s+/) : v));
+    .union([z.string().trim().min(1), z.array(z.string().trim().min(1)).min(1)], {
+      error: (iss) =>
+        `must be a command line or a list of arguments, e.g. "node server.js"; got ${JSON.stringify(iss.input)}`,
+    })
+    .transform((v) => (typeof v === "string" ? v.split(/\s+/) : v));
 
 export const ROUTE_RE = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|\*) (\/\S*)$/;
 const route = () =>
@@ -126,9 +129,12 @@ const sloSchema = z.strictObject({
   availability: availabilityPercent(),
   latency: duration(),
   latencyPercentile: z
-    .number({ error: "must be a percentage of requests such as 99 (for p99)" })
-    .gt(0, { error: "must be above 0" })
-    .max(100, { error: "must be at most 100" })
+    .number({
+      error: (iss) =>
+        `must be a percentage of requests such as 99 (for p99); got ${JSON.stringify(iss.input)}`,
+    })
+    .gt(0, { error: (iss) => `must be above 0; got ${JSON.stringify(iss.input)}` })
+    .max(100, { error: (iss) => `must be at most 100; got ${JSON.stringify(iss.input)}` })
     .default(99),
   writes: z.boolean().optional(),
   dependencies: z.array(name("dependency")).default([]),

@@ -175,7 +175,7 @@ function validateCells(
   if (syncQuorum > replicas - 1) {
     report(
       ["cells", "syncQuorum"],
-      `ANY ${syncQuorum} synchronous standbys need at least ${syncQuorum + 1} replicas (a primary and ${syncQuorum} out-of-region standbys), but replicas is ${replicas}; lower syncQuorum or raise replicas`,
+      `syncQuorum ${syncQuorum} (ANY ${syncQuorum} out-of-region standby${syncQuorum === 1 ? "" : "s"}) needs at least ${syncQuorum + 1} replicas, a primary and ${syncQuorum} standby${syncQuorum === 1 ? "" : "s"}, but replicas is ${replicas}; lower syncQuorum or raise replicas`,
     );
   }
   if (cells.count > cells.buckets) {
@@ -209,7 +209,7 @@ function validateCells(
       else if (!eligible.includes(r)) {
         report(
           ["cells", "pin", i, "regions", j],
-          `region "${r}" is not in cells.regions (${eligible.join(", ")}); add it there or pin another region`,
+          `region "${r}" is not in cells.regions (${[...new Set(eligible)].join(", ")}); add it there or pin another region`,
         );
       }
       if (inCell.has(r)) {
