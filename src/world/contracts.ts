@@ -1,0 +1,140 @@
+/**
+ * The messages between the controller, agents, routers and the CLI of a local world. The controller
+ * validates them with JSON schemas; these types are what both sides compile against.
+ */
+
+/** Dynamic state of one cell, owned by the controller and persisted in the control database. */
+export interface CellState {
+  readonly cell: string;
+  /** Region of the current primary. */
+  readonly primary: string;
+  /** Bumped on every change of primary (fencing token). */
+  readonly epoch: number;
+  /** While fenced, every writer endpoint of the cell refuses connections. */
+  readonly fenced: boolean;
+}
+
+/** What an agent must run, fetched with `GET /v1/agents/:zone/desired` (agent token). */
+export interface DesiredState {
+  /** Increases whenever anything in it changes. */
+  readonly version: number;
+  readonly zone: string;
+  readonly cells: readonly CellState[];
+  /** Process ids (`database:cell-0/us-east`, `instance:directory/cell-0/us-east/1`) and a nonce: a
+   * changed nonce asks the agent to restart that process once. */
+  readonly restarts: Readonly<Record<string, number>>;
+}
+
+export type ProcessState = "starting" | "running" | "backoff" | "stopped" | "failed";
+export type Health = "healthy" | "degraded" | "unhealthy" | "unknown";
+
+/** One supervised process as an agent reports it. */
+export interface ProcessReport {
+  /** `database:cell-0/us-east`, `instance:directory/cell-0/us-east/1`, `writer:cell-0/us-east`. */
+  readonly id: string;
+  readonly kind: "database" | "instance" | "writer";
+  readonly state: ProcessState;
+  readonly pid: number | null;
+  readonly restarts: number;
+  readonly health: Health;
+  /** Why it is not healthy, or what it is doing. */
+  readonly detail: string;
+  readonly since: string;
+}
+
+/** Replication as seen from a database (a primary reports its standbys). */
+export interface DatabaseReport {
+  readonly id: string;
+  readonly role: "primary" | "standby" | "unknown";
+  /** Current WAL position (primary: insert; standby: replay). */
+  readonly lsn: string | null;
+  readonly synchronousStandbyNames: string | null;
+  readonly standbys: readonly {
+    readonly applicationName: string;
+    readonly state: string;
+    readonly syncState: string;
+    readonly lagBytes: number;
+    readonly flushLagMs: number | null;
+    readonly replayLagMs: number | null;
+  }[];
+}
+
+/** Something that happened on an agent, appended to the event log by the controller. */
+export interface AgentEvent {
+  readonly at: string;
+  readonly kind: string;
+  readonly subject: string;
+  readonly message: string;
+  readonly data?: Record<string, unknown>;
+}
+
+/** `POST /v1/agents/:zone/heartbeat` (agent token), every second. */
+export interface Heartbeat {
+  readonly zone: string;
+  readonly pid: number;
+  readonly startedAt: string;
+  /** Version of the desired state the agent is running. */
+  readonly desiredVersion: number;
+  readonly processes: readonly ProcessReport[];
+  readonly databases: readonly DatabaseReport[];
+  readonly events: readonly AgentEvent[];
+}
+
+/** What routers need, from `GET /v1/routing` (reader token). */
+export interface RoutingTable {
+  readonly version: number;
+  readonly generatedAt: string;
+  readonly buckets: number;
+  /** bucket → cell index, run-length encoded as [cell, count] pairs. */
+  readonly bucketTable: readonly (readonly [number, number])[];
+  readonly cells: readonly CellState[];
+  /** Health of each instance id as its agent last reported it (unknown when not reported). */
+  readonly health: Readonly<Record<string, Health>>;
+}
+
+/** `POST /v1/routers/:region/heartbeat` (agent token): a router's own state, for status. */
+export interface RouterReport {
+  readonly region: string;
+  readonly pid: number;
+  readonly tableVersion: number;
+  /** True when serving from a persisted table because the controller was unreachable. */
+  readonly stale: boolean;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+/** An event in the controller's log (`GET /v1/events`). */
+export interface WorldEvent {
+  readonly id: number;
+  readonly at: string;
+  readonly kind: string;
+  /** `operator`, `agent:us-east/a`, `controller`. */
+  readonly actor: string;
+  readonly subject: string;
+  readonly message: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** Run-length encodes a bucket table. */
+export function encodeBucketTable(table: ArrayLike<number>): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let i = 0; i < table.length; i++) {
+    const cell = table[i] as number;
+    const last = runs[runs.length - 1];
+    if (last && last[0] === cell) last[1]++;
+    else runs.push([cell, 1]);
+  }
+  return runs;
+}
+
+/** Expands a run-length encoded bucket table. */
+export function decodeBucketTable(runs: readonly (readonly [number, number])[]): Uint32Array {
+  const total = runs.reduce((n, [, count]) => n + count, 0);
+  const table = new Uint32Array(total);
+  let i = 0;
+  for (const [cell, count] of runs) {
+    table.fill(cell, i, i + count);
+    i += count;
+  }
+  return table;
+}
