@@ -37,6 +37,21 @@ export const ERROR_CODES = {
     description:
       "A PostgreSQL tool (initdb, pg_basebackup, pg_rewind) or server failed; the message includes its output.",
   },
+  RINGFENCE_WORLD_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    description: "No local world in the state directory: start one with `ringfence up`, or pass the right --state-dir.",
+  },
+  RINGFENCE_WORLD_RUNNING: {
+    status: 409,
+    retryable: false,
+    description: "A world is already running from this state directory; stop it with `ringfence down` first.",
+  },
+  RINGFENCE_WORLD_START_FAILED: {
+    status: 500,
+    retryable: true,
+    description: "The local world did not become ready in time; the message names what was not ready and the log to read.",
+  },
   RINGFENCE_PLAN_GATE_FAILED: {
     status: 422,
     retryable: false,

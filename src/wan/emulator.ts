@@ -23,7 +23,9 @@ export class WanEmulator {
   addLink(a: string, b: string, latencyMs: number, options?: Omit<LinkOptions, "latencyMs">): Link {
     const name = linkName(a, b);
     if (this.#links.has(name))
-      throw new RangeError(`The WAN already has a link ${name}; change it with link("${a}", "${b}") instead.`);
+      throw new RangeError(
+        `The WAN already has a link ${name}; change it with link("${a}", "${b}") instead.`,
+      );
     const link = new Link(a, b, { ...options, latencyMs });
     this.#links.set(name, link);
     return link;
@@ -78,13 +80,17 @@ export class WanEmulator {
   #resolve(link: Link | string): Link {
     if (typeof link !== "string") {
       if (this.#links.get(link.name) !== link)
-        throw new RangeError(`Link ${link.name} does not belong to this WAN emulator; create it with addLink.`);
+        throw new RangeError(
+          `Link ${link.name} does not belong to this WAN emulator; create it with addLink.`,
+        );
       return link;
     }
     const parts = link.split("~");
     const [a, b] = parts;
     if (parts.length !== 2 || a === undefined || b === undefined)
-      throw new RangeError(`A link name is two regions joined by "~" (e.g. "us-east~eu-west"), got "${link}".`);
+      throw new RangeError(
+        `A link name is two regions joined by "~" (e.g. "us-east~eu-west"), got "${link}".`,
+      );
     return this.link(a, b);
   }
 }

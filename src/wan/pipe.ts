@@ -124,10 +124,13 @@ export class DelayedPipe {
       const head = this.#queue[0];
       if (head === undefined) break;
       if (head.dueMs > now) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
-          this.#deliver();
-        }, Math.ceil(head.dueMs - now));
+        this.#timer = setTimeout(
+          () => {
+            this.#timer = undefined;
+            this.#deliver();
+          },
+          Math.ceil(head.dueMs - now),
+        );
         break;
       }
       this.#queue.shift();

@@ -130,7 +130,11 @@ export async function roundTrip(socket: Socket, message: string): Promise<number
 }
 
 /** Polls `condition` every 5 ms until it holds; rejects after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, timeoutMs = 5_000, what = "condition"): Promise<void> {
+export async function waitFor(
+  condition: () => boolean,
+  timeoutMs = 5_000,
+  what = "condition",
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
