@@ -47,7 +47,13 @@ export class DatabaseRunner {
   constructor(options: DatabaseOptions) {
     this.#options = options;
     this.slot = options.slot;
-    this.#report = { id: options.slot.id, role: "unknown", lsn: null, synchronousStandbyNames: null, standbys: [] };
+    this.#report = {
+      id: options.slot.id,
+      role: "unknown",
+      lsn: null,
+      synchronousStandbyNames: null,
+      standbys: [],
+    };
     this.supervised = new Supervised({
       id: `database:${options.slot.id}`,
       prepare: async () => this.#prepare(),
@@ -63,7 +69,9 @@ export class DatabaseRunner {
   #primary(): { slot: DatabaseSlot; reach: { host: string; port: number } } | undefined {
     const cell = this.#options.cell();
     if (!cell) return undefined;
-    const slot = this.#options.layout.databases.find((d) => d.cell === this.slot.cell && d.region === cell.primary);
+    const slot = this.#options.layout.databases.find(
+      (d) => d.cell === this.slot.cell && d.region === cell.primary,
+    );
     if (!slot) return undefined;
     return { slot, reach: reach(this.#options.layout, this.slot.region, slot.region, slot) };
   }
@@ -94,7 +102,10 @@ export class DatabaseRunner {
     const settings: Record<string, string | number> = { ...baseSettings(this.slot.host, this.slot.port) };
     if (isPrimary) {
       // Only out-of-region standbys count: one replica per region, so every other replica is.
-      settings.synchronous_standby_names = synchronousStandbyNames(syncQuorum, others.map((d) => d.applicationName));
+      settings.synchronous_standby_names = synchronousStandbyNames(
+        syncQuorum,
+        others.map((d) => d.applicationName),
+      );
     } else {
       settings.primary_conninfo = `host=${primary.reach.host} port=${primary.reach.port} user=${PG_SUPERUSER} application_name=${this.slot.applicationName}`;
     }
@@ -123,7 +134,11 @@ export class DatabaseRunner {
 
   /** Probes role and replication; never throws. */
   async probe(): Promise<void> {
-    if (this.supervised.state === "backoff" || this.supervised.state === "stopped" || this.supervised.pid === null) {
+    if (
+      this.supervised.state === "backoff" ||
+      this.supervised.state === "stopped" ||
+      this.supervised.pid === null
+    ) {
       this.#health = "unhealthy";
       this.#detail = `not running (${this.supervised.state}${this.supervised.lastExit ? `, last ${this.supervised.lastExit}` : ""})`;
       await this.#dropClient();
@@ -184,7 +199,9 @@ export class DatabaseRunner {
         this.#detail = `standby not streaming (${row.receiver ?? "no WAL receiver"})`;
       } else {
         this.#health = "healthy";
-        this.#detail = row.standby ? "standby, streaming" : `primary, ${standbys.length} standby(s) connected`;
+        this.#detail = row.standby
+          ? "standby, streaming"
+          : `primary, ${standbys.length} standby(s) connected`;
       }
     } catch (err) {
       this.#health = "unhealthy";

@@ -14,7 +14,12 @@ const until = async (check: () => boolean, timeoutMs = 10_000) => {
 
 test("a process that exits is restarted with growing backoff, reported as events", async () => {
   const events: SupervisorEvent[] = [];
-  const s = new Supervised({ id: "p", spawn: node("process.exit(3)"), initialBackoffMs: 20, onEvent: (e) => events.push(e) });
+  const s = new Supervised({
+    id: "p",
+    spawn: node("process.exit(3)"),
+    initialBackoffMs: 20,
+    onEvent: (e) => events.push(e),
+  });
   s.start();
   try {
     await until(() => s.restarts >= 3);
@@ -42,7 +47,10 @@ test("SIGKILL of a running process brings it back with a new pid", async () => {
 });
 
 test("stop is graceful first and forceful after the grace time, and nothing restarts after it", async () => {
-  const graceful = new Supervised({ id: "g", spawn: node("process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000)") });
+  const graceful = new Supervised({
+    id: "g",
+    spawn: node("process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000)"),
+  });
   graceful.start();
   await until(() => graceful.pid !== null);
   await new Promise((r) => setTimeout(r, 200)); // let it install its handler

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createServer, type Server, connect } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { after, test } from "node:test";
 import { freePort } from "../lib/ports.js";
 import { WriterEndpoint } from "./writer.js";

@@ -6,11 +6,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { PACKAGE_ROOT } from "../topology/load.js";
+import { registerDemo } from "./demo.js";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
 import { registerPlan } from "./plan.js";
+import { registerWorld } from "./world.js";
 
-/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
-export function main(argv: readonly string[], io: Io = processIo): number {
+/** Runs the CLI with `argv` (without node and script) and resolves with the exit code. */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const version = (
     JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }
   ).version;
@@ -24,11 +26,14 @@ export function main(argv: readonly string[], io: Io = processIo): number {
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showSuggestionAfterError(true);
-  registerPlan(program, io, (code) => {
+  const setExit = (code: number) => {
     exitCode = code;
-  });
+  };
+  registerPlan(program, io, setExit);
+  registerWorld(program, io, setExit);
+  registerDemo(program);
   try {
-    program.parse([...argv], { from: "user" });
+    await program.parseAsync([...argv], { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (
@@ -48,5 +53,7 @@ export function main(argv: readonly string[], io: Io = processIo): number {
 // Run when executed as the bin (not when imported by tests).
 const invokedAs = process.argv[1] ?? "";
 if (/(?:^|[/\\])(?:main\.js|ringfence)$/.test(invokedAs)) {
-  process.exitCode = main(process.argv.slice(2));
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

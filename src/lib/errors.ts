@@ -40,7 +40,8 @@ export const ERROR_CODES = {
   RINGFENCE_WORLD_NOT_FOUND: {
     status: 404,
     retryable: false,
-    description: "No local world in the state directory: start one with `ringfence up`, or pass the right --state-dir.",
+    description:
+      "No local world in the state directory: start one with `ringfence up`, or pass the right --state-dir.",
   },
   RINGFENCE_WORLD_RUNNING: {
     status: 409,
@@ -50,13 +51,51 @@ export const ERROR_CODES = {
   RINGFENCE_WORLD_START_FAILED: {
     status: 500,
     retryable: true,
-    description: "The local world did not become ready in time; the message names what was not ready and the log to read.",
+    description:
+      "The local world did not become ready in time; the message names what was not ready and the log to read.",
   },
   RINGFENCE_PLAN_GATE_FAILED: {
     status: 422,
     retryable: false,
     description:
       "`ringfence plan --fail-on` found a check that failed (spof, objectives, capacity or availability).",
+  },
+  RINGFENCE_BAD_REQUEST: {
+    status: 400,
+    retryable: false,
+    description:
+      "An API request is malformed: a body, parameter or query field is missing, of the wrong type or out of range; each problem names the field.",
+  },
+  RINGFENCE_UNAUTHORIZED: {
+    status: 401,
+    retryable: false,
+    description: "An API request has no bearer token, a malformed Authorization header, or an unknown token.",
+  },
+  RINGFENCE_FORBIDDEN: {
+    status: 403,
+    retryable: false,
+    description: "The bearer token is valid but its role (reader, agent, operator) may not use this route.",
+  },
+  RINGFENCE_NOT_FOUND: {
+    status: 404,
+    retryable: false,
+    description: "The route, or the cell, zone, region or process it names, does not exist in this world.",
+  },
+  RINGFENCE_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    description: "An API request body is larger than the controller accepts (1 MiB).",
+  },
+  RINGFENCE_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    retryable: false,
+    description: "An API request body is not sent as `application/json`.",
+  },
+  RINGFENCE_CONTROL_DB_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    description:
+      "The controller cannot reach its control database; the data plane keeps its last-known-good configuration. Retry after the database is back.",
   },
   RINGFENCE_INTERNAL: {
     status: 500,

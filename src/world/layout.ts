@@ -97,14 +97,21 @@ export function buildLayout(topology: Topology, addressBase = 0): Layout {
   const controlHost = `127.${addressBase}.0.1`;
   const regions: RegionSlot[] = topology.regions.map((r, i) => {
     const subnet = `127.${addressBase}.${10 + i}`;
-    return { name: r.name, index: i, subnet, router: { host: `${subnet}.1`, port: PORTS.router }, wanHost: `${subnet}.2` };
+    return {
+      name: r.name,
+      index: i,
+      subnet,
+      router: { host: `${subnet}.1`, port: PORTS.router },
+      wanHost: `${subnet}.2`,
+    };
   });
   const subnetOf = new Map(regions.map((r) => [r.name, r.subnet]));
   const zones: ZoneSlot[] = topology.regions.flatMap((r) =>
     r.zones.map((z, j) => ({ id: z.id, region: r.name, host: `${subnetOf.get(r.name)}.${10 + j}` })),
   );
   const hostOf = new Map(zones.map((z) => [z.id, z.host]));
-  const zoneFor = (cell: Cell, region: string, offset: number) => zoneOfIndex(topology, region, cell.index + offset);
+  const zoneFor = (cell: Cell, region: string, offset: number) =>
+    zoneOfIndex(topology, region, cell.index + offset);
 
   const databases: DatabaseSlot[] = [];
   const writers: WriterSlot[] = [];
@@ -192,7 +199,9 @@ export function reach(layout: Layout, from: string, to: string, target: Endpoint
 }
 
 /** Every WAN forward the world needs: each remote database, and each remote service instance. */
-export function wanForwards(layout: Layout): { from: string; to: string; listen: Endpoint; target: Endpoint }[] {
+export function wanForwards(
+  layout: Layout,
+): { from: string; to: string; listen: Endpoint; target: Endpoint }[] {
   const targets = [
     ...layout.databases.map((d) => ({ region: d.region, endpoint: { host: d.host, port: d.port } })),
     ...layout.instances.map((i) => ({ region: i.region, endpoint: { host: i.host, port: i.port } })),
@@ -201,7 +210,12 @@ export function wanForwards(layout: Layout): { from: string; to: string; listen:
   for (const from of layout.regions) {
     for (const t of targets) {
       if (t.region === from.name) continue;
-      forwards.push({ from: from.name, to: t.region, listen: { host: from.wanHost, port: t.endpoint.port }, target: t.endpoint });
+      forwards.push({
+        from: from.name,
+        to: t.region,
+        listen: { host: from.wanHost, port: t.endpoint.port },
+        target: t.endpoint,
+      });
     }
   }
   return forwards;

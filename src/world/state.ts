@@ -13,9 +13,8 @@
  *   agents/ZONE/        each agent's last-known desired state (static stability)
  *   routers/REGION.json each router's last-known routing table
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { RingfenceError } from "../lib/errors.js";
 import { makeOwnedDir, pgRunAs, type RunAs, untraversableParent } from "../lib/postgres.js";
@@ -87,13 +86,15 @@ export class StateDir {
   initialise(config: Omit<WorldConfig, "version" | "createdAt" | "pgRoot">): WorldConfig {
     mkdirSync(this.root, { recursive: true, mode: 0o755 });
     chmodSync(this.root, 0o755); // PostgreSQL (another user when we are root) may need to pass through
-    for (const dir of [this.logs, join(this.root, "agents"), join(this.root, "routers")]) mkdirSync(dir, { recursive: true });
+    for (const dir of [this.logs, join(this.root, "agents"), join(this.root, "routers")])
+      mkdirSync(dir, { recursive: true });
     if (!existsSync(this.tokensFile)) {
       const tokens: Tokens = { reader: token("rdr"), operator: token("opr"), agent: token("agt") };
       writeFileSync(this.tokensFile, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
     }
     chmodSync(this.tokensFile, 0o600);
-    if (!existsSync(this.secretFile)) writeFileSync(this.secretFile, randomBytes(32).toString("hex"), { mode: 0o600 });
+    if (!existsSync(this.secretFile))
+      writeFileSync(this.secretFile, randomBytes(32).toString("hex"), { mode: 0o600 });
     const previous = this.exists() ? this.readConfig() : undefined;
     const world: WorldConfig = {
       version: 1,

@@ -1,0 +1,122 @@
+/**
+ * One service instance (or fallback instance) run by the agent of its zone: the topology's command
+ * with ringfence's environment, supervised, and probed on its health path every second.
+ */
+import { spawn } from "node:child_process";
+import { openSync } from "node:fs";
+import type { Health } from "../world/contracts.js";
+import type { InstanceSlot, Layout } from "../world/layout.js";
+import { Supervised, type SupervisorEvent } from "./supervisor.js";
+
+export interface InstanceOptions {
+  readonly slot: InstanceSlot;
+  readonly layout: Layout;
+  readonly version: string;
+  readonly tokenSecret: string;
+  /** Absolute path of the ringfence CLI: a command starting with `ringfence` runs it with this node. */
+  readonly ringfenceBin: string;
+  /** Working directory for commands (the topology file's folder). */
+  readonly cwd: string;
+  readonly logFile: string;
+  readonly onEvent: (e: SupervisorEvent) => void;
+}
+
+/** The argv of a topology command: `ringfence ...` runs this ringfence with the current node. */
+export function resolveCommand(command: readonly string[], ringfenceBin: string): string[] {
+  if (command[0] === "ringfence") return [process.execPath, ringfenceBin, ...command.slice(1)];
+  return [...command];
+}
+
+/** The environment a service instance gets (see DESIGN.md, "service instances"). */
+export function instanceEnv(
+  slot: InstanceSlot,
+  layout: Layout,
+  version: string,
+  tokenSecret: string,
+): Record<string, string> {
+  const replica = layout.databases.find((d) => d.cell === slot.cell && d.region === slot.region);
+  const writer = layout.writers.find((w) => w.cell === slot.cell && w.region === slot.region);
+  if (!replica || !writer) throw new Error(`no database or writer endpoint for ${slot.id}`);
+  return {
+    PORT: String(slot.port),
+    HOST: slot.host,
+    RINGFENCE_REGION: slot.region,
+    RINGFENCE_ZONE: slot.zone,
+    RINGFENCE_CELL: slot.cell,
+    RINGFENCE_VERSION: version,
+    RINGFENCE_INSTANCE: slot.id,
+    DATABASE_URL: `postgres://ringfence@${replica.host}:${replica.port}/postgres`,
+    ...(slot.kind === "service"
+      ? { DATABASE_WRITE_URL: `postgres://ringfence@${writer.host}:${writer.port}/postgres` }
+      : {}),
+    RINGFENCE_TOKEN_SECRET: tokenSecret,
+  };
+}
+
+export class InstanceRunner {
+  readonly slot: InstanceSlot;
+  readonly supervised: Supervised;
+  #health: Health = "unknown";
+  #detail = "starting";
+
+  constructor(options: InstanceOptions) {
+    this.slot = options.slot;
+    const env = instanceEnv(options.slot, options.layout, options.version, options.tokenSecret);
+    const argv = resolveCommand(options.slot.command, options.ringfenceBin);
+    this.supervised = new Supervised({
+      id: `instance:${options.slot.id}`,
+      spawn: () => {
+        const log = openSync(options.logFile, "a");
+        return spawn(argv[0] as string, argv.slice(1), {
+          cwd: options.cwd,
+          stdio: ["ignore", log, log],
+          env: { ...process.env, ...env },
+        });
+      },
+      stopSignal: "SIGTERM",
+      stopGraceMs: 5_000,
+      onEvent: options.onEvent,
+    });
+  }
+
+  get health(): Health {
+    return this.#health;
+  }
+  get detail(): string {
+    return this.#detail;
+  }
+
+  start(): void {
+    this.supervised.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.supervised.stop();
+  }
+
+  /** GETs the health path with a 1 s timeout; never throws. */
+  async probe(): Promise<void> {
+    if (this.supervised.pid === null) {
+      this.#health = "unhealthy";
+      this.#detail = `not running (${this.supervised.state})`;
+      return;
+    }
+    try {
+      const res = await fetch(`http://${this.slot.host}:${this.slot.port}${this.slot.healthPath}`, {
+        signal: AbortSignal.timeout(1_000),
+      });
+      await res.arrayBuffer();
+      if (res.ok) {
+        this.#health = "healthy";
+        this.#detail = "health check passed";
+        this.supervised.markRunning();
+      } else {
+        this.#health = "unhealthy";
+        this.#detail = `health check answered ${res.status}`;
+      }
+    } catch (err) {
+      this.#health = "unhealthy";
+      this.#detail = `health check failed: ${(err as Error).message}`;
+    }
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * The supervisor of a local world (`ringfence up`): starts the control database, the controller,
+ * the WAN emulator, one agent per zone and one router per region, in that order, restarts any that
+ * die, waits until every region's router reaches every cell, and stops everything in reverse order.
+ * The WAN emulator runs inside this process; everything else is a child process with its own log.
+ */
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
+import { RingfenceError } from "../lib/errors.js";
+import {
+  baseSettings,
+  findPgBinaries,
+  initPrimary,
+  pgRunAs,
+  signalGroup,
+  spawnPostgres,
+  waitReady,
+  writeSettings,
+} from "../lib/postgres.js";
+import { loadTopology, resolveTopologyPath } from "../topology/load.js";
+import type { Topology } from "../topology/model.js";
+import { defaultBucketTable, tenantBucket } from "../topology/placement.js";
+import { WanEmulator } from "../wan/index.js";
+import { buildLayout, type Layout, wanForwards } from "./layout.js";
+import { StateDir, type WorldConfig } from "./state.js";
+
+export interface WorldOptions {
+  readonly stateDir: string;
+  /** Topology file or bundled name for a new world; an existing world keeps its own. */
+  readonly topology?: string;
+  readonly addressBase?: number;
+  /** Absolute path of the ringfence CLI script, used to start the other roles. */
+  readonly ringfenceBin: string;
+  /** How long to wait for the world to serve. Default 120 s. */
+  readonly readyTimeoutMs?: number;
+  readonly progress?: (line: string) => void;
+}
+
+export interface WorldSummary {
+  readonly stateDir: string;
+  readonly topology: string;
+  readonly controller: string;
+  readonly routers: readonly { region: string; url: string }[];
+  readonly tokensFile: string;
+  readonly startedInMs: number;
+}
+
+export class World {
+  readonly state: StateDir;
+  #options: WorldOptions;
+  #config: WorldConfig | undefined;
+  #topology: Topology | undefined;
+  #layout: Layout | undefined;
+  #controlDb: Supervised | undefined;
+  #controller: Supervised | undefined;
+  #agents: Supervised[] = [];
+  #routers: Supervised[] = [];
+  #wan: WanEmulator | undefined;
+  #started = 0;
+
+  constructor(options: WorldOptions) {
+    this.#options = options;
+    this.state = new StateDir(options.stateDir);
+  }
+
+  get layout(): Layout {
+    if (!this.#layout) throw new Error("the world is not started");
+    return this.#layout;
+  }
+  get topology(): Topology {
+    if (!this.#topology) throw new Error("the world is not started");
+    return this.#topology;
+  }
+
+  #progress(line: string): void {
+    const seconds = ((Date.now() - this.#started) / 1000).toFixed(1).padStart(5);
+    this.#options.progress?.(`[${seconds}s] ${line}`);
+  }
+
+  /** Starts the world and resolves once every router serves every cell. */
+  async start(): Promise<WorldSummary> {
+    this.#started = Date.now();
+    const running = runningSupervisor(this.state);
+    if (running !== undefined && running !== process.pid) {
+      throw new RingfenceError(
+        "RINGFENCE_WORLD_RUNNING",
+        `a world is already running from ${this.state.root} (supervisor pid ${running}); stop it with \`ringfence down\``,
+      );
+    }
+    this.#config = this.#prepareState();
+    this.#topology = loadTopology(this.#config.topologyFile);
+    this.#layout = buildLayout(this.#topology, this.#config.addressBase);
+    writeFileSync(this.state.pidFile, String(process.pid));
+    this.#progress(`state in ${this.state.root} (topology ${this.#topology.name})`);
+    try {
+      await this.#startControlDatabase();
+      await this.#startController();
+      await this.#startWan();
+      this.#startAgents();
+      this.#startRouters();
+      await this.#waitUntilServing();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    return this.summary();
+  }
+
+  /** The pid of a role this supervisor runs: `controller`, `agent:ZONE` or `router:REGION`. */
+  pid(role: string): number | null {
+    const all = [this.#controller, ...this.#agents, ...this.#routers];
+    return all.find((s) => s?.id === role)?.pid ?? null;
+  }
+
+  summary(): WorldSummary {
+    const layout = this.layout;
+    return {
+      stateDir: this.state.root,
+      topology: this.#config?.topologySource ?? "",
+      controller: `http://${layout.controller.host}:${layout.controller.port}`,
+      routers: layout.regions.map((r) => ({
+        region: r.name,
+        url: `http://${r.router.host}:${r.router.port}`,
+      })),
+      tokensFile: this.state.tokensFile,
+      startedInMs: Date.now() - this.#started,
+    };
+  }
+
+  #prepareState(): WorldConfig {
+    if (this.state.exists()) {
+      const config = this.state.readConfig();
+      if (this.#options.topology !== undefined) {
+        this.#options.progress?.(
+          `resuming the world in ${this.state.root}; it keeps its own topology (${config.topologySource})`,
+        );
+      }
+      return config;
+    }
+    const { path, source } = resolveTopologyPath(this.#options.topology);
+    loadTopology(path); // validate before creating anything
+    const state = this.state;
+    const copy = join(state.root, "topology.yaml");
+    const config = state.initialise({
+      topologyFile: copy,
+      topologySource: source,
+      addressBase: this.#options.addressBase ?? 0,
+    });
+    copyFileSync(path, copy);
+    return config;
+  }
+
+  #supervise(id: string, argv: string[], log: string): Supervised {
+    const logFile = this.state.log(log);
+    return new Supervised({
+      id,
+      spawn: () => {
+        const fd = openSync(logFile, "a");
+        return spawn(process.execPath, [this.#options.ringfenceBin, ...argv], {
+          stdio: ["ignore", fd, fd],
+          env: { ...process.env, RINGFENCE_ROLE: id },
+        });
+      },
+      stopGraceMs: 45_000,
+      onEvent: (e: SupervisorEvent) => {
+        if (e.kind !== "started") this.#progress(`${id}: ${e.message}`);
+      },
+    });
+  }
+
+  async #startControlDatabase(): Promise<void> {
+    const bin = findPgBinaries();
+    const runAs = pgRunAs();
+    const config = this.#config as WorldConfig;
+    const { host, port } = this.layout.controlDatabase;
+    const dataDir = join(config.pgRoot, "control");
+    this.#progress(
+      `control database: PostgreSQL ${bin.majorVersion} from ${bin.bindir}${runAs ? " as the postgres user" : ""}`,
+    );
+    this.#controlDb = new Supervised({
+      id: "control-database",
+      prepare: async () => {
+        initPrimary(bin, dataDir, runAs);
+        writeSettings(dataDir, baseSettings(host, port), runAs);
+      },
+      spawn: () => spawnPostgres(bin, dataDir, runAs, this.state.log("control-database")),
+      stopSignal: "SIGINT",
+      stopGraceMs: 30_000,
+      forceKill: (child) => signalGroup(child, "SIGKILL"),
+    });
+    this.#controlDb.start();
+    await waitReady(host, port, 60_000);
+    this.#progress(`control database ready on ${host}:${port}`);
+  }
+
+  async #startController(): Promise<void> {
+    this.#controller = this.#supervise(
+      "controller",
+      ["controller", "--state-dir", this.state.root],
+      "controller",
+    );
+    this.#controller.start();
+    const url = `http://${this.layout.controller.host}:${this.layout.controller.port}`;
+    await until(
+      async () => (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(1_000) })).ok,
+      60_000,
+      () => `the controller did not answer on ${url} (see ${this.state.log("controller")})`,
+    );
+    this.#progress(`controller ready on ${url}`);
+  }
+
+  async #startWan(): Promise<void> {
+    const wan = new WanEmulator();
+    this.#wan = wan;
+    const regions = this.topology.regions;
+    for (let i = 0; i < regions.length; i++) {
+      for (let j = i + 1; j < regions.length; j++) {
+        const a = regions[i] as (typeof regions)[number];
+        const b = regions[j] as (typeof regions)[number];
+        wan.addLink(a.name, b.name, a.latencyMs[b.name] ?? 0);
+      }
+    }
+    const forwards = wanForwards(this.layout);
+    for (const f of forwards) {
+      await wan.addForward({
+        link: wan.link(f.from, f.to),
+        listenHost: f.listen.host,
+        listenPort: f.listen.port,
+        targetHost: f.target.host,
+        targetPort: f.target.port,
+      });
+    }
+    this.#progress(`WAN emulator: ${wan.links().length} links, ${forwards.length} forwards`);
+  }
+
+  #startAgents(): void {
+    for (const zone of this.layout.zones) {
+      const agent = this.#supervise(
+        `agent:${zone.id}`,
+        ["agent", "--state-dir", this.state.root, "--zone", zone.id],
+        `agent-${zone.id}`,
+      );
+      this.#agents.push(agent);
+      agent.start();
+    }
+    this.#progress(`${this.#agents.length} agents started (one per zone)`);
+  }
+
+  #startRouters(): void {
+    for (const region of this.layout.regions) {
+      const router = this.#supervise(
+        `router:${region.name}`,
+        ["router", "--state-dir", this.state.root, "--region", region.name],
+        `router-${region.name}`,
+      );
+      this.#routers.push(router);
+      router.start();
+    }
+    this.#progress(`${this.#routers.length} routers started (one per region)`);
+  }
+
+  /** Waits until every region's router gets an answer from an instance of every cell. */
+  async #waitUntilServing(): Promise<void> {
+    const probes = probeTenants(this.topology);
+    const pending = new Set(this.layout.regions.flatMap((r) => probes.map((p) => `${r.name}|${p.cell}`)));
+    const total = pending.size;
+    let reported = -1;
+    await until(
+      async () => {
+        await Promise.all(
+          [...pending].map(async (key) => {
+            const [regionName, cell] = key.split("|") as [string, string];
+            const region = this.layout.regions.find((r) => r.name === regionName);
+            const tenant = probes.find((p) => p.cell === cell)?.tenant;
+            if (!region || !tenant) return;
+            try {
+              const res = await fetch(
+                `http://${region.router.host}:${region.router.port}/users/ringfence-probe`,
+                {
+                  headers: { "x-tenant": tenant },
+                  signal: AbortSignal.timeout(2_000),
+                },
+              );
+              await res.arrayBuffer();
+              if (res.headers.get("x-ringfence-served-by") && res.status < 500) pending.delete(key);
+            } catch {
+              // not yet
+            }
+          }),
+        );
+        const ready = total - pending.size;
+        if (ready !== reported) {
+          reported = ready;
+          this.#progress(`serving: ${ready}/${total} (region, cell) pairs answer through their router`);
+        }
+        return pending.size === 0;
+      },
+      this.#options.readyTimeoutMs ?? 120_000,
+      () => `not serving yet: ${[...pending].join(", ")} (see the logs in ${this.state.logs})`,
+      500,
+    );
+  }
+
+  /** Stops routers, agents (and with them the cells), the controller, the WAN and the control database. */
+  async stop(): Promise<void> {
+    this.#progress("stopping routers");
+    await Promise.all(this.#routers.map((r) => r.stop()));
+    this.#progress("stopping agents (service instances, writer endpoints, cell databases)");
+    await Promise.all(this.#agents.map((a) => a.stop()));
+    this.#progress("stopping the controller and the WAN emulator");
+    await this.#controller?.stop();
+    await this.#wan?.close();
+    this.#progress("stopping the control database");
+    await this.#controlDb?.stop();
+    if (runningSupervisor(this.state) === process.pid) rmSync(this.state.pidFile, { force: true });
+    this.#progress("stopped");
+  }
+}
+
+/** One tenant id per cell (under the default bucket table) for readiness probes. */
+export function probeTenants(topology: Topology): { cell: string; tenant: string }[] {
+  const table = defaultBucketTable(topology.cells.buckets, topology.cells.count);
+  const found = new Map<number, string>();
+  for (let i = 0; found.size < topology.cells.count && i < 1_000_000; i++) {
+    const tenant = `probe-${i}`;
+    const cell = table[tenantBucket(tenant, table.length)] as number;
+    if (!found.has(cell)) found.set(cell, tenant);
+  }
+  return [...found].sort((a, b) => a[0] - b[0]).map(([cell, tenant]) => ({ cell: `cell-${cell}`, tenant }));
+}
+
+/** The pid of the supervisor running a world from `state`, if it is alive. */
+export function runningSupervisor(state: StateDir): number | undefined {
+  if (!existsSync(state.pidFile)) return undefined;
+  const pid = Number(readFileSync(state.pidFile, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  why: () => string,
+  everyMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new RingfenceError("RINGFENCE_WORLD_START_FAILED", why());
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
