@@ -54,10 +54,13 @@ function postgresUrl(what: string) {
   );
 }
 
-const name = (what: string) =>
-  required(`the ${what} this instance runs in`).regex(/^[A-Za-z0-9._-]{1,128}$/, {
-    error: `must be the ${what} name: 1 to 128 characters of letters, digits, '.', '_' or '-'`,
-  });
+const name = (what: string, slash = false) =>
+  required(`the ${what} this instance runs in`).regex(
+    slash ? /^[A-Za-z0-9._/-]{1,128}$/ : /^[A-Za-z0-9._-]{1,128}$/,
+    {
+      error: `must be the ${what} name: 1 to 128 characters of letters, digits, '.', '_'${slash ? ", '/'" : ""} or '-'`,
+    },
+  );
 
 /** Environment variables shared by the service and (minus DATABASE_WRITE_URL) its fallback. */
 const envShape = {
@@ -67,7 +70,7 @@ const envShape = {
     .refine((port) => port <= 65_535, { error: "must be an integer from 0 to 65535" }),
   HOST: z.string().min(1, { error: "must be an address to listen on, e.g. 127.0.0.1" }).default("127.0.0.1"),
   RINGFENCE_REGION: name("region"),
-  RINGFENCE_ZONE: name("zone"),
+  RINGFENCE_ZONE: name("zone", true), // a zone id is region/zone, e.g. us-east/a
   RINGFENCE_CELL: name("cell"),
   RINGFENCE_VERSION: z
     .string()

@@ -63,7 +63,7 @@ const envSchema = z.object({
     .regex(nameRule, { error: "must be a region name" }),
   RINGFENCE_ZONE: z
     .string({ error: "is required (the zone)" })
-    .regex(nameRule, { error: "must be a zone name" }),
+    .regex(/^[A-Za-z0-9._/-]{1,128}$/, { error: "must be a zone id such as us-east/a" }),
   RINGFENCE_CELL: z
     .string({ error: "is required (the cell)" })
     .regex(nameRule, { error: "must be a cell name" }),

@@ -1,0 +1,19 @@
+/**
+ * What every route of the controller needs, created once by `startController`.
+ */
+import type { Tokens } from "./auth.js";
+import type { EventFeed } from "./events.js";
+import type { Store } from "./store.js";
+import type { WorldIndex } from "./world-index.js";
+
+export interface ControllerContext {
+  readonly index: WorldIndex;
+  readonly store: Store;
+  readonly feed: EventFeed;
+  readonly tokens: Tokens;
+  /** Milliseconds since the epoch. */
+  readonly clock: () => number;
+  readonly heartbeatTimeoutMs: number;
+  /** ringfence's package version, reported by `/v1/health`. */
+  readonly version: string;
+}

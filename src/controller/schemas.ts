@@ -1,0 +1,176 @@
+/**
+ * JSON schemas of the controller API, mirroring `world/contracts.ts`. Request schemas bound every
+ * array and string, so one report can never grow the database without limit; reports from agents and
+ * routers tolerate unknown fields (a newer agent may send more) and the controller stores only the
+ * fields it knows. Operator bodies reject unknown fields, so a typo never passes silently.
+ */
+
+const str = (maxLength: number, minLength = 0) => ({ type: "string", minLength, maxLength }) as const;
+const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: "null" }] }) as const;
+const count = { type: "integer", minimum: 0 } as const;
+const HEALTH = ["healthy", "degraded", "unhealthy", "unknown"] as const;
+
+/** Limits of what one heartbeat may carry. */
+export const LIMITS = {
+  processes: 5_000,
+  databases: 1_000,
+  standbys: 64,
+  events: 500,
+  id: 300,
+  text: 2_000,
+  reason: 500,
+} as const;
+
+export const CELL_STATE = {
+  type: "object",
+  required: ["cell", "primary", "epoch", "fenced"],
+  properties: {
+    cell: { type: "string" },
+    primary: { type: "string" },
+    epoch: { type: "integer" },
+    fenced: { type: "boolean" },
+  },
+} as const;
+
+export const WORLD_EVENT = {
+  type: "object",
+  required: ["id", "at", "kind", "actor", "subject", "message", "data"],
+  properties: {
+    id: { type: "integer" },
+    at: { type: "string" },
+    kind: { type: "string" },
+    actor: { type: "string" },
+    subject: { type: "string" },
+    message: { type: "string" },
+    data: { type: "object", additionalProperties: true },
+  },
+} as const;
+
+export const PROCESS_REPORT = {
+  type: "object",
+  required: ["id", "kind", "state", "pid", "restarts", "health", "detail", "since"],
+  properties: {
+    id: str(LIMITS.id, 1),
+    kind: { enum: ["database", "instance", "writer"] },
+    state: { enum: ["starting", "running", "backoff", "stopped", "failed"] },
+    pid: nullable(count),
+    restarts: count,
+    health: { enum: HEALTH },
+    detail: str(LIMITS.text),
+    since: str(64),
+  },
+} as const;
+
+export const DATABASE_REPORT = {
+  type: "object",
+  required: ["id", "role", "lsn", "synchronousStandbyNames", "standbys"],
+  properties: {
+    id: str(LIMITS.id, 1),
+    role: { enum: ["primary", "standby", "unknown"] },
+    lsn: nullable(str(64)),
+    synchronousStandbyNames: nullable(str(LIMITS.text)),
+    standbys: {
+      type: "array",
+      maxItems: LIMITS.standbys,
+      items: {
+        type: "object",
+        required: ["applicationName", "state", "syncState", "lagBytes", "flushLagMs", "replayLagMs"],
+        properties: {
+          applicationName: str(128),
+          state: str(64),
+          syncState: str(64),
+          lagBytes: { type: "number", minimum: 0 },
+          flushLagMs: nullable({ type: "number", minimum: 0 }),
+          replayLagMs: nullable({ type: "number", minimum: 0 }),
+        },
+      },
+    },
+  },
+} as const;
+
+export const AGENT_EVENT = {
+  type: "object",
+  required: ["at", "kind", "subject", "message"],
+  properties: {
+    at: { type: "string", format: "date-time", maxLength: 64 },
+    kind: { type: "string", minLength: 1, maxLength: 100, pattern: "^[a-z0-9][a-z0-9._-]*$" },
+    subject: str(LIMITS.id),
+    message: str(LIMITS.text),
+    data: { type: "object", maxProperties: 50, additionalProperties: true },
+  },
+} as const;
+
+export const HEARTBEAT = {
+  type: "object",
+  required: ["zone", "pid", "startedAt", "desiredVersion", "processes", "databases", "events"],
+  properties: {
+    zone: str(LIMITS.id, 1),
+    pid: count,
+    startedAt: str(64),
+    desiredVersion: count,
+    processes: { type: "array", maxItems: LIMITS.processes, items: PROCESS_REPORT },
+    databases: { type: "array", maxItems: LIMITS.databases, items: DATABASE_REPORT },
+    events: { type: "array", maxItems: LIMITS.events, items: AGENT_EVENT },
+  },
+} as const;
+
+export const ROUTER_REPORT = {
+  type: "object",
+  required: ["region", "pid", "tableVersion", "stale", "requests", "errors"],
+  properties: {
+    region: str(LIMITS.id, 1),
+    pid: count,
+    tableVersion: count,
+    stale: { type: "boolean" },
+    requests: { type: "number", minimum: 0 },
+    errors: { type: "number", minimum: 0 },
+  },
+} as const;
+
+export const REASON = str(LIMITS.reason, 1);
+
+export const REASON_BODY = {
+  type: "object",
+  required: ["reason"],
+  additionalProperties: false,
+  properties: { reason: REASON },
+} as const;
+
+export const RESTART_BODY = {
+  type: "object",
+  required: ["id", "reason"],
+  additionalProperties: false,
+  properties: { id: str(LIMITS.id, 1), reason: REASON },
+} as const;
+
+export const DESIRED_STATE = {
+  type: "object",
+  required: ["version", "zone", "cells", "restarts"],
+  properties: {
+    version: { type: "integer" },
+    zone: { type: "string" },
+    cells: { type: "array", items: CELL_STATE },
+    restarts: { type: "object", additionalProperties: { type: "integer" } },
+  },
+} as const;
+
+export const ROUTING_TABLE = {
+  type: "object",
+  required: ["version", "generatedAt", "buckets", "bucketTable", "cells", "health"],
+  properties: {
+    version: { type: "integer" },
+    generatedAt: { type: "string" },
+    buckets: { type: "integer" },
+    bucketTable: { type: "array", items: { type: "array", items: { type: "integer" } } },
+    cells: { type: "array", items: CELL_STATE },
+    health: { type: "object", additionalProperties: { type: "string", enum: HEALTH } },
+  },
+} as const;
+
+/** Path parameters: names of things in the layout. Their existence is checked by the handler (404). */
+export const param = (...names: string[]) =>
+  ({
+    type: "object",
+    required: names,
+    properties: Object.fromEntries(names.map((n) => [n, str(LIMITS.id, 1)])),
+  }) as const;

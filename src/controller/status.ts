@@ -1,0 +1,396 @@
+/**
+ * The whole world at a glance, for `ringfence status` (`GET /v1/status`, reader token). Pure: built
+ * from a store snapshot, the world index, the time and the heartbeat timeout.
+ *
+ * ```text
+ * {
+ *   generatedAt: ISO time,
+ *   world:   { name, desiredVersion, bucketTableVersion, heartbeatTimeoutMs, rollup },
+ *   regions: [{ name, rollup,
+ *               zones: [{ id, host, rollup,
+ *                         agent: { reachable, lastHeartbeatAgeMs | null, pid | null, startedAt | null,
+ *                                  desiredVersion | null, inSync } }] }],
+ *   cells:   [{ cell, home, primary, epoch, fenced, syncQuorum, synchronousStandbyNames | null, rollup,
+ *               databases: [{ id, region, zone, expectedRole: primary|standby, role: primary|standby|unknown,
+ *                             health, state, restarts | null, pid | null, lsn | null,
+ *                             replication: { state, syncState, lagBytes, flushLagMs, replayLagMs } | null }] }],
+ *   instances: [{ id, service, kind, cell, region, zone, state, health, restarts | null, pid | null,
+ *                 detail, rollup }],
+ *   routers: [{ region, reachable, lastHeartbeatAgeMs | null, stale | null, tableVersion | null,
+ *               tableBehind, requests | null, errors | null, pid | null }],
+ *   events:  WorldEvent[]   (the last 20, oldest first)
+ * }
+ * rollup = { health: healthy | degraded | unhealthy, reason }
+ * ```
+ *
+ * `health` and `state` are what a reachable agent last reported, `unknown` when the agent is silent
+ * for longer than the heartbeat timeout (its last report is not trusted). `replication` of a standby
+ * comes from its primary's report (matched by `application_name`). Roll-ups take the worst issue:
+ * an instance is unhealthy when unknown, failed or stopped, degraded while starting or backing off;
+ * a cell is unhealthy when fenced, when its primary database is not healthy, when fewer standbys
+ * than its synchronous quorum are streaming (writes would wait) or when a service has no healthy
+ * instance (degraded when its fallback still serves); a zone is unhealthy when its agent is
+ * unreachable; a region is unhealthy when all its zones are, degraded when some are or its router
+ * is not reporting.
+ */
+import type { DatabaseReport, Health, ProcessState, WorldEvent } from "../world/contracts.js";
+import { Observations } from "./observations.js";
+import { type Issue, type RollUp, rollUp } from "./rollup.js";
+
+export type { RollUp, RollUpHealth } from "./rollup.js";
+
+import type { Snapshot } from "./store.js";
+import { processId, type WorldIndex } from "./world-index.js";
+
+export interface ReplicationStatus {
+  readonly state: string;
+  readonly syncState: string;
+  readonly lagBytes: number;
+  readonly flushLagMs: number | null;
+  readonly replayLagMs: number | null;
+}
+
+export interface DatabaseStatus {
+  readonly id: string;
+  readonly region: string;
+  readonly zone: string;
+  readonly expectedRole: "primary" | "standby";
+  readonly role: DatabaseReport["role"];
+  readonly health: Health;
+  readonly state: ProcessState | "unknown";
+  readonly restarts: number | null;
+  readonly pid: number | null;
+  readonly lsn: string | null;
+  readonly replication: ReplicationStatus | null;
+}
+
+export interface CellStatus {
+  readonly cell: string;
+  readonly home: string;
+  readonly primary: string;
+  readonly epoch: number;
+  readonly fenced: boolean;
+  readonly syncQuorum: number;
+  readonly synchronousStandbyNames: string | null;
+  readonly rollup: RollUp;
+  readonly databases: readonly DatabaseStatus[];
+}
+
+export interface InstanceStatus {
+  readonly id: string;
+  readonly service: string;
+  readonly kind: "service" | "fallback";
+  readonly cell: string;
+  readonly region: string;
+  readonly zone: string;
+  readonly state: ProcessState | "unknown";
+  readonly health: Health;
+  readonly restarts: number | null;
+  readonly pid: number | null;
+  readonly detail: string;
+  readonly rollup: RollUp;
+}
+
+export interface ZoneStatus {
+  readonly id: string;
+  readonly host: string;
+  readonly agent: {
+    readonly reachable: boolean;
+    readonly lastHeartbeatAgeMs: number | null;
+    readonly pid: number | null;
+    readonly startedAt: string | null;
+    readonly desiredVersion: number | null;
+    /** Whether the agent runs the current desired state. */
+    readonly inSync: boolean;
+  };
+  readonly rollup: RollUp;
+}
+
+export interface RegionStatus {
+  readonly name: string;
+  readonly rollup: RollUp;
+  readonly zones: readonly ZoneStatus[];
+}
+
+export interface RouterStatus {
+  readonly region: string;
+  readonly reachable: boolean;
+  readonly lastHeartbeatAgeMs: number | null;
+  readonly stale: boolean | null;
+  readonly tableVersion: number | null;
+  /** The router serves an older routing table than the controller's current one. */
+  readonly tableBehind: boolean;
+  readonly requests: number | null;
+  readonly errors: number | null;
+  readonly pid: number | null;
+}
+
+export interface WorldStatus {
+  readonly generatedAt: string;
+  readonly world: {
+    readonly name: string;
+    readonly desiredVersion: number;
+    readonly bucketTableVersion: number;
+    readonly heartbeatTimeoutMs: number;
+    readonly rollup: RollUp;
+  };
+  readonly regions: readonly RegionStatus[];
+  readonly cells: readonly CellStatus[];
+  readonly instances: readonly InstanceStatus[];
+  readonly routers: readonly RouterStatus[];
+  readonly events: readonly WorldEvent[];
+}
+
+function silence(ageMs: number | null): string {
+  return ageMs === null ? "agent has never reported" : `agent not heard from for ${ageMs} ms`;
+}
+
+export interface StatusInput {
+  readonly index: WorldIndex;
+  readonly snapshot: Snapshot;
+  readonly events: readonly WorldEvent[];
+  readonly nowMs: number;
+  readonly heartbeatTimeoutMs: number;
+}
+
+export function buildStatus(input: StatusInput): WorldStatus {
+  const { index, snapshot, nowMs } = input;
+  const { topology, layout } = index;
+  const seen = new Observations(snapshot.agents, snapshot.routers, nowMs, input.heartbeatTimeoutMs);
+
+  const instances: InstanceStatus[] = layout.instances.map((slot) => {
+    const agent = seen.agent(slot.zone);
+    const report = seen.process(processId("instance", slot.id));
+    const state = report?.state ?? "unknown";
+    const health = report?.health ?? "unknown";
+    const detail =
+      report?.detail ?? (agent.reachable ? "not reported by its agent" : silence(agent.lastHeartbeatAgeMs));
+    let rollup: RollUp;
+    if (!report) rollup = { health: "unhealthy", reason: `unknown: ${detail}` };
+    else if (health === "healthy" && state === "running")
+      rollup = { health: "healthy", reason: "running and healthy" };
+    else if (health === "degraded" || state === "starting" || state === "backoff") {
+      rollup = { health: "degraded", reason: `${state}, ${health}${detail ? `: ${detail}` : ""}` };
+    } else rollup = { health: "unhealthy", reason: `${state}, ${health}${detail ? `: ${detail}` : ""}` };
+    return {
+      id: slot.id,
+      service: slot.service,
+      kind: slot.kind,
+      cell: slot.cell,
+      region: slot.region,
+      zone: slot.zone,
+      state,
+      health,
+      restarts: report?.restarts ?? null,
+      pid: report?.pid ?? null,
+      detail,
+      rollup,
+    };
+  });
+
+  const cells: CellStatus[] = index.orderCells(snapshot.cells).map((cell) => {
+    const home = topology.cells.list.find((c) => c.id === cell.cell)?.home ?? cell.primary;
+    const slots = layout.databases.filter((d) => d.cell === cell.cell);
+    const primarySlot = slots.find((d) => d.region === cell.primary);
+    const primaryReport = primarySlot ? seen.database(primarySlot.id) : undefined;
+    const databases: DatabaseStatus[] = slots.map((slot) => {
+      const proc = seen.process(processId("database", slot.id));
+      const report = seen.database(slot.id);
+      const standby = primaryReport?.standbys.find((s) => s.applicationName === slot.applicationName);
+      return {
+        id: slot.id,
+        region: slot.region,
+        zone: slot.zone,
+        expectedRole: slot.region === cell.primary ? "primary" : "standby",
+        role: report?.role ?? "unknown",
+        health: proc?.health ?? "unknown",
+        state: proc?.state ?? "unknown",
+        restarts: proc?.restarts ?? null,
+        pid: proc?.pid ?? null,
+        lsn: report?.lsn ?? null,
+        replication:
+          slot.region === cell.primary || !standby
+            ? null
+            : {
+                state: standby.state,
+                syncState: standby.syncState,
+                lagBytes: standby.lagBytes,
+                flushLagMs: standby.flushLagMs,
+                replayLagMs: standby.replayLagMs,
+              },
+      };
+    });
+
+    const issues: Issue[] = [];
+    if (cell.fenced)
+      issues.push({ health: "unhealthy", reason: "fenced: its writer endpoints refuse writes" });
+    const primary = databases.find((d) => d.expectedRole === "primary");
+    if (!primary)
+      issues.push({ health: "unhealthy", reason: `no database in primary region ${cell.primary}` });
+    else if (primary.health !== "healthy") {
+      issues.push({ health: "unhealthy", reason: `primary database ${primary.id} is ${primary.health}` });
+    } else if (primary.role !== "primary") {
+      issues.push({
+        health: "unhealthy",
+        reason: `primary database ${primary.id} reports role ${primary.role}`,
+      });
+    }
+    const quorum = topology.cells.syncQuorum;
+    if (primaryReport && quorum > 0) {
+      const streaming = primaryReport.standbys.filter(
+        (s) => s.state === "streaming" && (s.syncState === "sync" || s.syncState === "quorum"),
+      ).length;
+      if (streaming < quorum) {
+        issues.push({
+          health: "unhealthy",
+          reason: `${streaming} of ${quorum} synchronous standbys streaming: commits wait`,
+        });
+      }
+    }
+    for (const d of databases) {
+      if (d.expectedRole === "standby" && d.health !== "healthy") {
+        issues.push({ health: "degraded", reason: `standby ${d.id} is ${d.health}` });
+      }
+    }
+    if (cell.primary !== home)
+      issues.push({ health: "degraded", reason: `primary away from home region ${home}` });
+    for (const service of topology.services) {
+      const mine = instances.filter((i) => i.cell === cell.cell && i.service === service.name);
+      const serving = mine.filter((i) => i.kind === "service" && i.health === "healthy").length;
+      const total = mine.filter((i) => i.kind === "service").length;
+      const fallbacks = mine.filter((i) => i.kind === "fallback" && i.health === "healthy").length;
+      if (serving === 0) {
+        issues.push(
+          fallbacks > 0
+            ? { health: "degraded", reason: `no healthy ${service.name} instance; its fallback serves` }
+            : { health: "unhealthy", reason: `no healthy ${service.name} instance` },
+        );
+      } else if (serving < total) {
+        issues.push({
+          health: "degraded",
+          reason: `${serving} of ${total} ${service.name} instances healthy`,
+        });
+      }
+    }
+    return {
+      cell: cell.cell,
+      home,
+      primary: cell.primary,
+      epoch: cell.epoch,
+      fenced: cell.fenced,
+      syncQuorum: quorum,
+      synchronousStandbyNames: primaryReport?.synchronousStandbyNames ?? null,
+      rollup: rollUp(
+        issues,
+        `primary in ${cell.primary}; ${databases.length} databases and ${
+          instances.filter((i) => i.cell === cell.cell).length
+        } instances healthy`,
+      ),
+      databases,
+    };
+  });
+
+  const routers: RouterStatus[] = layout.regions.map((r) => {
+    const view = seen.router(r.name);
+    return {
+      region: r.name,
+      reachable: view.reachable,
+      lastHeartbeatAgeMs: view.lastHeartbeatAgeMs,
+      stale: view.report?.stale ?? null,
+      tableVersion: view.report?.tableVersion ?? null,
+      tableBehind: view.report !== undefined && view.report.tableVersion < snapshot.desiredVersion,
+      requests: view.report?.requests ?? null,
+      errors: view.report?.errors ?? null,
+      pid: view.report?.pid ?? null,
+    };
+  });
+
+  const regions: RegionStatus[] = layout.regions.map((region) => {
+    const zones: ZoneStatus[] = layout.zones
+      .filter((z) => z.region === region.name)
+      .map((zone) => {
+        const agent = seen.agent(zone.id);
+        const issues: Issue[] = [];
+        if (!agent.reachable) issues.push({ health: "unhealthy", reason: silence(agent.lastHeartbeatAgeMs) });
+        else {
+          const placed = index.processesIn(zone.id);
+          const bad = placed.filter((p) => seen.health(p.id) !== "healthy");
+          if (bad.length > 0) {
+            issues.push({
+              health: "degraded",
+              reason: `${bad.length} of ${placed.length} processes not healthy (${bad
+                .slice(0, 3)
+                .map((p) => p.id)
+                .join(", ")}${bad.length > 3 ? ", ..." : ""})`,
+            });
+          }
+        }
+        const reported = agent.report;
+        return {
+          id: zone.id,
+          host: zone.host,
+          agent: {
+            reachable: agent.reachable,
+            lastHeartbeatAgeMs: agent.lastHeartbeatAgeMs,
+            pid: reported?.pid ?? null,
+            startedAt: reported?.startedAt ?? null,
+            desiredVersion: reported?.desiredVersion ?? null,
+            inSync:
+              agent.reachable && reported !== undefined && reported.desiredVersion >= snapshot.desiredVersion,
+          },
+          rollup: rollUp(issues, "agent reporting, every process healthy"),
+        };
+      });
+    const issues: Issue[] = [];
+    const down = zones.filter((z) => z.rollup.health === "unhealthy");
+    if (zones.length > 0 && down.length === zones.length) {
+      issues.push({
+        health: "unhealthy",
+        reason: `every zone unhealthy: ${down.map((z) => z.rollup.reason).join("; ")}`,
+      });
+    } else {
+      for (const z of zones) {
+        if (z.rollup.health !== "healthy")
+          issues.push({ health: "degraded", reason: `zone ${z.id}: ${z.rollup.reason}` });
+      }
+    }
+    const router = routers.find((r) => r.region === region.name);
+    if (router && !router.reachable) {
+      issues.push({
+        health: "degraded",
+        reason:
+          router.lastHeartbeatAgeMs === null
+            ? "router has never reported"
+            : `router not heard from for ${router.lastHeartbeatAgeMs} ms`,
+      });
+    } else if (router?.stale) issues.push({ health: "degraded", reason: "router serves a persisted table" });
+    return { name: region.name, rollup: rollUp(issues, `${zones.length} zones healthy`), zones };
+  });
+
+  const worldIssues: Issue[] = [];
+  for (const r of regions) {
+    if (r.rollup.health !== "healthy") {
+      worldIssues.push({ health: r.rollup.health, reason: `region ${r.name}: ${r.rollup.reason}` });
+    }
+  }
+  for (const c of cells) {
+    if (c.rollup.health !== "healthy")
+      worldIssues.push({ health: c.rollup.health, reason: `${c.cell}: ${c.rollup.reason}` });
+  }
+
+  return {
+    generatedAt: new Date(nowMs).toISOString(),
+    world: {
+      name: topology.name,
+      desiredVersion: snapshot.desiredVersion,
+      bucketTableVersion: snapshot.bucketTable.version,
+      heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+      rollup: rollUp(worldIssues, `${regions.length} regions and ${cells.length} cells healthy`),
+    },
+    regions,
+    cells,
+    instances,
+    routers,
+    events: input.events,
+  };
+}

@@ -1,0 +1,405 @@
+/**
+ * The controller's state in the control database (PostgreSQL, user `ringfence`). Every change to
+ * cells, restart nonces or the bucket table bumps `world.desired_version` in the same transaction,
+ * so the desired-state version only ever grows and agents can compare it cheaply.
+ * Connection handling (and `RINGFENCE_CONTROL_DB_UNAVAILABLE`) lives in `database.ts`.
+ */
+import { RingfenceError } from "../lib/errors.js";
+import type { Topology } from "../topology/model.js";
+import { defaultBucketTable } from "../topology/placement.js";
+import {
+  type CellState,
+  encodeBucketTable,
+  type Heartbeat,
+  type RouterReport,
+  type WorldEvent,
+} from "../world/contracts.js";
+import { ControlDatabase, type DatabaseOptions, type Tx } from "./database.js";
+import { migrate, SCHEMA_LOCK } from "./migrations.js";
+
+/** What an agent last reported, without its events (those went to the event log). */
+export type AgentReport = Omit<Heartbeat, "events">;
+
+export interface AgentRecord {
+  readonly zone: string;
+  readonly lastHeartbeatMs: number;
+  readonly report: AgentReport;
+}
+
+export interface RouterRecord {
+  readonly region: string;
+  readonly lastHeartbeatMs: number;
+  readonly report: RouterReport;
+}
+
+export interface BucketTableState {
+  readonly version: number;
+  readonly runs: readonly (readonly [number, number])[];
+}
+
+/** The parts of the state an agent needs, read consistently. */
+export interface DesiredParts {
+  readonly desiredVersion: number;
+  readonly cells: readonly CellState[];
+  readonly restarts: Readonly<Record<string, number>>;
+}
+
+/** Everything the controller knows, read in one repeatable-read transaction. */
+export interface Snapshot extends DesiredParts {
+  readonly bucketTable: BucketTableState;
+  readonly agents: readonly AgentRecord[];
+  readonly routers: readonly RouterRecord[];
+}
+
+/** An event to append; `at` defaults to the store's clock. */
+export interface NewEvent {
+  readonly at?: string | number;
+  readonly kind: string;
+  readonly actor: string;
+  readonly subject: string;
+  readonly message: string;
+  readonly data?: Record<string, unknown>;
+}
+
+export interface StoreOptions extends DatabaseOptions {
+  readonly clock: () => number;
+  /** Called after a transaction that appended events has committed (wakes live event streams). */
+  readonly onAppend?: () => void;
+}
+
+/** Serialises appends to the event log, so ids become visible in order and a reader never skips one. */
+const EVENTS_LOCK = 7_070_002;
+
+function row<T>(rows: readonly T[]): T {
+  const first = rows[0];
+  if (first === undefined)
+    throw new RingfenceError("RINGFENCE_INTERNAL", "the control database returned no row");
+  return first;
+}
+
+interface CellRow {
+  cell: string;
+  primary_region: string;
+  epoch: number;
+  fenced: boolean;
+}
+
+interface EventRow {
+  id: string;
+  at: Date;
+  kind: string;
+  actor: string;
+  subject: string;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+const toCell = (r: CellRow): CellState => ({
+  cell: r.cell,
+  primary: r.primary_region,
+  epoch: r.epoch,
+  fenced: r.fenced,
+});
+const toEvent = (r: EventRow): WorldEvent => ({
+  id: Number(r.id),
+  at: r.at.toISOString(),
+  kind: r.kind,
+  actor: r.actor,
+  subject: r.subject,
+  message: r.message,
+  data: r.data ?? {},
+});
+
+export class Store {
+  readonly #db: ControlDatabase;
+  readonly #clock: () => number;
+  readonly #onAppend: () => void;
+
+  private constructor(db: ControlDatabase, options: StoreOptions) {
+    this.#db = db;
+    this.#clock = options.clock;
+    this.#onAppend = options.onAppend ?? (() => {});
+  }
+
+  /** Connects and applies pending migrations; fails with `RINGFENCE_CONTROL_DB_UNAVAILABLE`. */
+  static async open(options: StoreOptions): Promise<Store> {
+    const db = new ControlDatabase(options);
+    try {
+      await db.withClient((client) => migrate(client));
+    } catch (err) {
+      await db.close().catch(() => {});
+      throw err;
+    }
+    return new Store(db, options);
+  }
+
+  /**
+   * On the first start against this database, writes the world's initial state (every cell
+   * primary in its home region, epoch 1, not fenced; the default bucket table) and records
+   * `world.initialised`. On later starts keeps what is there, adds cells the topology gained, and
+   * records `controller.started`. Returns whether this start initialised the world.
+   */
+  async initialise(topology: Topology): Promise<{ initialised: boolean }> {
+    const now = new Date(this.#clock());
+    return await this.#db.transaction(async (tx) => {
+      const { client } = tx;
+      await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
+      const world = await client.query<{ topology: string }>("SELECT topology FROM world");
+      const first = world.rows.length === 0;
+      let added = 0;
+      for (const cell of topology.cells.list) {
+        const r = await client.query(
+          `INSERT INTO cells (cell, primary_region, epoch, fenced, updated_at) VALUES ($1, $2, 1, false, $3)
+           ON CONFLICT (cell) DO NOTHING`,
+          [cell.id, cell.home, now],
+        );
+        added += r.rowCount ?? 0;
+      }
+      if (first) {
+        const runs = encodeBucketTable(defaultBucketTable(topology.cells.buckets, topology.cells.count));
+        await client.query("INSERT INTO bucket_table (version, runs) VALUES (1, $1)", [JSON.stringify(runs)]);
+        await client.query(
+          "INSERT INTO world (topology, desired_version, initialised_at) VALUES ($1, 1, $2)",
+          [topology.name, now],
+        );
+        await this.#insertEvents(tx, [
+          {
+            kind: "world.initialised",
+            actor: "controller",
+            subject: topology.name,
+            message: `world ${topology.name} initialised: ${topology.cells.count} cells, ${topology.cells.buckets} buckets`,
+            data: { topology: topology.name, source: topology.source, cells: topology.cells.count },
+          },
+        ]);
+      } else {
+        if (added > 0) await client.query("UPDATE world SET desired_version = desired_version + 1");
+        await this.#insertEvents(tx, [
+          {
+            kind: "controller.started",
+            actor: "controller",
+            subject: topology.name,
+            message: `controller started on existing state of world ${row(world.rows).topology}${added > 0 ? ` (${added} new cells)` : ""}`,
+            data: {
+              topology: topology.name,
+              stored: row(world.rows).topology,
+              cellsAdded: added,
+              pid: process.pid,
+            },
+          },
+        ]);
+      }
+      return { initialised: first };
+    });
+  }
+
+  /** Desired-state version, cells and restart nonces, read consistently. */
+  async desired(): Promise<DesiredParts> {
+    return await this.#db.transaction(async (tx) => await this.#readDesired(tx.client), "read");
+  }
+
+  /** Everything, read consistently. */
+  async snapshot(): Promise<Snapshot> {
+    return await this.#db.transaction(async (tx) => {
+      const { client } = tx;
+      const desired = await this.#readDesired(client);
+      const bucket = row(
+        (
+          await client.query<{ version: number; runs: [number, number][] }>(
+            "SELECT version, runs FROM bucket_table",
+          )
+        ).rows,
+      );
+      const agents = await client.query<{ zone: string; last_heartbeat: Date; report: AgentReport }>(
+        "SELECT zone, last_heartbeat, report FROM agents ORDER BY zone",
+      );
+      const routers = await client.query<{ region: string; last_heartbeat: Date; report: RouterReport }>(
+        "SELECT region, last_heartbeat, report FROM routers ORDER BY region",
+      );
+      return {
+        ...desired,
+        bucketTable: { version: bucket.version, runs: bucket.runs },
+        agents: agents.rows.map((r) => ({
+          zone: r.zone,
+          lastHeartbeatMs: r.last_heartbeat.getTime(),
+          report: r.report,
+        })),
+        routers: routers.rows.map((r) => ({
+          region: r.region,
+          lastHeartbeatMs: r.last_heartbeat.getTime(),
+          report: r.report,
+        })),
+      };
+    }, "read");
+  }
+
+  /**
+   * Sets a cell's fenced flag, bumping the desired version when it changed, and appends `event`
+   * (its data gains `changed` and `desiredVersion`). Undefined when the cell does not exist.
+   */
+  async setFenced(
+    cell: string,
+    fenced: boolean,
+    event: NewEvent,
+  ): Promise<{ cell: CellState; desiredVersion: number; changed: boolean; event: WorldEvent } | undefined> {
+    return await this.#db.transaction(async (tx) => {
+      const { client } = tx;
+      const current = await client.query<CellRow>(
+        "SELECT cell, primary_region, epoch, fenced FROM cells WHERE cell = $1 FOR UPDATE",
+        [cell],
+      );
+      const before = current.rows[0];
+      if (!before) return undefined;
+      const changed = before.fenced !== fenced;
+      let state = before;
+      if (changed) {
+        state = row(
+          (
+            await client.query<CellRow>(
+              `UPDATE cells SET fenced = $2, updated_at = $3 WHERE cell = $1
+               RETURNING cell, primary_region, epoch, fenced`,
+              [cell, fenced, new Date(this.#clock())],
+            )
+          ).rows,
+        );
+      }
+      const desiredVersion = await this.#desiredVersion(client, changed);
+      const [appended] = await this.#insertEvents(tx, [
+        { ...event, data: { ...event.data, changed, desiredVersion } },
+      ]);
+      return { cell: toCell(state), desiredVersion, changed, event: appended as WorldEvent };
+    });
+  }
+
+  /** Bumps a process's restart nonce (from 0) and the desired version, and appends `event`. */
+  async bumpRestart(
+    processId: string,
+    event: NewEvent,
+  ): Promise<{ nonce: number; desiredVersion: number; event: WorldEvent }> {
+    return await this.#db.transaction(async (tx) => {
+      const { client } = tx;
+      const { nonce } = row(
+        (
+          await client.query<{ nonce: number }>(
+            `INSERT INTO restarts (process_id, nonce) VALUES ($1, 1)
+             ON CONFLICT (process_id) DO UPDATE SET nonce = restarts.nonce + 1 RETURNING nonce`,
+            [processId],
+          )
+        ).rows,
+      );
+      const desiredVersion = await this.#desiredVersion(client, true);
+      const [appended] = await this.#insertEvents(tx, [
+        { ...event, data: { ...event.data, nonce, desiredVersion } },
+      ]);
+      return { nonce, desiredVersion, event: appended as WorldEvent };
+    });
+  }
+
+  /** Stores an agent's report as of now and appends its events to the log. */
+  async recordAgentHeartbeat(zone: string, report: AgentReport, events: readonly NewEvent[]): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      const { client } = tx;
+      await client.query(
+        `INSERT INTO agents (zone, last_heartbeat, report) VALUES ($1, $2, $3)
+         ON CONFLICT (zone) DO UPDATE SET last_heartbeat = EXCLUDED.last_heartbeat, report = EXCLUDED.report`,
+        [zone, new Date(this.#clock()), JSON.stringify(report)],
+      );
+      if (events.length > 0) await this.#insertEvents(tx, events);
+    });
+  }
+
+  /** Stores a router's report as of now. */
+  async recordRouterHeartbeat(region: string, report: RouterReport): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO routers (region, last_heartbeat, report) VALUES ($1, $2, $3)
+       ON CONFLICT (region) DO UPDATE SET last_heartbeat = EXCLUDED.last_heartbeat, report = EXCLUDED.report`,
+      [region, new Date(this.#clock()), JSON.stringify(report)],
+    );
+  }
+
+  /** Appends one event. */
+  async appendEvent(event: NewEvent): Promise<WorldEvent> {
+    const [appended] = await this.#db.transaction((tx) => this.#insertEvents(tx, [event]));
+    return appended as WorldEvent;
+  }
+
+  /** Up to `limit` events with id greater than `after`, ascending. */
+  async events(after: number, limit: number): Promise<WorldEvent[]> {
+    const rows = await this.#db.query<EventRow>(
+      "SELECT id, at, kind, actor, subject, message, data FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+      [after, limit],
+    );
+    return rows.map(toEvent);
+  }
+
+  /** The last `count` events, ascending. */
+  async tail(count: number): Promise<WorldEvent[]> {
+    const rows = await this.#db.query<EventRow>(
+      `SELECT * FROM (SELECT id, at, kind, actor, subject, message, data FROM events ORDER BY id DESC LIMIT $1) t
+       ORDER BY id`,
+      [count],
+    );
+    return rows.map(toEvent);
+  }
+
+  /** The id of the newest event, 0 when there is none. */
+  async lastEventId(): Promise<number> {
+    const rows = await this.#db.query<{ id: string | null }>("SELECT max(id) AS id FROM events");
+    return Number(rows[0]?.id ?? 0);
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+
+  async #readDesired(client: Tx["client"]): Promise<DesiredParts> {
+    const version = row(
+      (await client.query<{ desired_version: string }>("SELECT desired_version FROM world")).rows,
+    );
+    const cells = await client.query<CellRow>(
+      "SELECT cell, primary_region, epoch, fenced FROM cells ORDER BY cell",
+    );
+    const restarts = await client.query<{ process_id: string; nonce: number }>(
+      "SELECT process_id, nonce FROM restarts",
+    );
+    return {
+      desiredVersion: Number(version.desired_version),
+      cells: cells.rows.map(toCell),
+      restarts: Object.fromEntries(restarts.rows.map((r) => [r.process_id, r.nonce])),
+    };
+  }
+
+  async #desiredVersion(client: Tx["client"], bump: boolean): Promise<number> {
+    const sql = bump
+      ? "UPDATE world SET desired_version = desired_version + 1 RETURNING desired_version"
+      : "SELECT desired_version FROM world";
+    return Number(row((await client.query<{ desired_version: string }>(sql)).rows).desired_version);
+  }
+
+  async #insertEvents(tx: Tx, events: readonly NewEvent[]): Promise<WorldEvent[]> {
+    const { client } = tx;
+    await client.query("SELECT pg_advisory_xact_lock($1)", [EVENTS_LOCK]);
+    const now = this.#clock();
+    const rows = await client.query<EventRow>(
+      `INSERT INTO events (at, kind, actor, subject, message, data)
+       SELECT (e->>'at')::timestamptz, e->>'kind', e->>'actor', e->>'subject', e->>'message', e->'data'
+       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n)
+       ORDER BY n -- ids follow the order the events were given in
+       RETURNING id, at, kind, actor, subject, message, data`,
+      [
+        JSON.stringify(
+          events.map((e) => ({
+            at: new Date(e.at ?? now).toISOString(),
+            kind: e.kind,
+            actor: e.actor,
+            subject: e.subject,
+            message: e.message,
+            data: e.data ?? {},
+          })),
+        ),
+      ],
+    );
+    tx.afterCommit(this.#onAppend);
+    return rows.rows.map(toEvent).sort((a, b) => a.id - b.id);
+  }
+}
