@@ -1,6 +1,11 @@
 /**
  * The messages between the controller, agents, routers and the CLI of a local world. The controller
  * validates them with JSON schemas; these types are what both sides compile against.
+ *
+ * Conventions: times are ISO 8601 strings; zone ids contain a slash (`us-east/a`) and are
+ * URL-encoded in paths (`/v1/agents/us-east%2Fa/desired`); process ids are `database:<slot id>`,
+ * `instance:<slot id>` and `writer:<slot id>` with slot ids from the layout. Agents and routers use
+ * the agent token.
  */
 
 /** Dynamic state of one cell, owned by the controller and persisted in the control database. */
@@ -44,6 +49,7 @@ export interface ProcessReport {
 
 /** Replication as seen from a database (a primary reports its standbys). */
 export interface DatabaseReport {
+  /** The database slot id, `cell-0/us-east`. */
   readonly id: string;
   readonly role: "primary" | "standby" | "unknown";
   /** Current WAL position (primary: insert; standby: replay). */
@@ -88,7 +94,7 @@ export interface RoutingTable {
   /** bucket → cell index, run-length encoded as [cell, count] pairs. */
   readonly bucketTable: readonly (readonly [number, number])[];
   readonly cells: readonly CellState[];
-  /** Health of each instance id as its agent last reported it (unknown when not reported). */
+  /** Health of each instance slot id (no `instance:` prefix) as its agent last reported it (unknown when not reported). */
   readonly health: Readonly<Record<string, Health>>;
 }
 

@@ -135,7 +135,7 @@ export function buildLayout(topology: Topology, addressBase = 0): Layout {
       writers.push({ id: `${cell.id}/${region}`, cell: cell.id, region, zone, host, port: writerPort++ });
       for (const service of topology.services) {
         for (let i = 0; i < service.instancesPerRegion; i++) {
-          // Instances spread over the region's zones, starting from the zone after the database's.
+          // Instance i of every cell runs in zone i mod zones: instances of a cell spread over the zones.
           const z = zoneOfIndex(topology, region, i);
           instances.push({
             id: `${service.name}/${cell.id}/${region}/${i}`,

@@ -200,25 +200,27 @@ async function statusDoc(): Promise<Record<string, unknown>> {
   return (await res.json()) as Record<string, unknown>;
 }
 
+let killedInstance = "";
+let killedStandby = "";
+
 test("SIGKILL of a service instance, an agent and a standby loses no acknowledged write, and the world heals", async () => {
   const writer = startWriter();
   try {
     // A service instance: its agent restarts it.
     const instance = world.layout.instances.find((i) => i.cell === "cell-0" && i.region === "r1");
     assert.ok(instance);
-    const agentDir = world.state.agentDir(instance.zone);
-    const instancePid = async () => {
-      const pids = JSON.parse(readFileSync(join(agentDir, "pids.json"), "utf8")) as number[];
-      const res = await fetch(`http://${instance.host}:${instance.port}/healthz`).catch(() => undefined);
-      return res?.ok ? pids : [];
-    };
+    const instancePid = async () =>
+      (
+        (await statusDoc()) as { instances: { id: string; pid: number | null; health: string }[] }
+      ).instances.find((i) => i.id === instance.id && i.health === "healthy")?.pid ?? null;
     const before = await instancePid();
-    assert.ok(before.length > 0);
-    for (const pid of before) process.kill(pid, "SIGKILL");
+    assert.ok(before);
+    killedInstance = instance.id;
+    process.kill(before, "SIGKILL");
     await waitFor(
       async () => {
         const now = await instancePid();
-        return now.length > 0 && now.every((p) => !before.includes(p));
+        return now !== null && now !== before;
       },
       30_000,
       "the instance to be restarted",
@@ -230,6 +232,7 @@ test("SIGKILL of a service instance, an agent and a standby loses no acknowledge
     const standby = world.layout.databases.find((d) => d.cell === cell && d.region !== primary.region);
     assert.ok(standby);
     const standbyPid = postmasterPid(cell, standby.region);
+    killedStandby = standby.id;
     process.kill(standbyPid, "SIGKILL");
     await waitFor(
       async () => {
@@ -277,6 +280,101 @@ test("SIGKILL of a service instance, an agent and a standby loses no acknowledge
     assert.ok(acked.length > 20, `only ${acked.length} writes acknowledged (${failed} failed)`);
     assert.deepEqual(await audit(acked), [], "acknowledged writes missing from their primary");
   }
-  const status = await statusDoc();
-  assert.ok(JSON.stringify(status).includes("restart"), "status shows what happened");
+  // status shows what happened meanwhile: restarts counted, and the exits in the event log.
+  await waitFor(
+    async () => {
+      const status = (await statusDoc()) as {
+        instances: { id: string; restarts: number | null; rollup: { health: string } }[];
+      };
+      const killed = status.instances.find((i) => i.id === killedInstance);
+      return (killed?.restarts ?? 0) >= 1 && killed?.rollup.health === "healthy";
+    },
+    20_000,
+    "status to show the instance restart",
+  );
+  const status = (await statusDoc()) as {
+    cells: { cell: string; databases: { id: string; restarts: number | null; health: string }[] }[];
+  };
+  const standbyStatus = status.cells
+    .find((c) => c.cell === "cell-1")
+    ?.databases.find((d) => d.id === killedStandby);
+  assert.ok((standbyStatus?.restarts ?? 0) >= 1, `standby restarts: ${JSON.stringify(standbyStatus)}`);
+  const events = await eventsOf();
+  assert.ok(events.some((e) => e.kind === "process.exited" && e.subject === `instance:${killedInstance}`));
+  assert.ok(events.some((e) => e.kind === "process.exited" && e.subject === `database:${killedStandby}`));
+});
+
+async function eventsOf(): Promise<
+  { kind: string; subject: string; actor: string; message: string; data: Record<string, unknown> }[]
+> {
+  const res = await fetch(`${controllerUrl()}/v1/events?limit=1000`, {
+    headers: { authorization: `Bearer ${world.state.tokens().reader}` },
+  });
+  return ((await res.json()) as { events: [] }).events;
+}
+
+const controllerUrl = () => `http://${world.layout.controller.host}:${world.layout.controller.port}`;
+
+test("the controller API: 401 without a valid token, 403 for a reader on operator routes, 400 naming the field", async () => {
+  const tokens = world.state.tokens();
+  const call = (path: string, token: string | undefined, body?: unknown) =>
+    fetch(`${controllerUrl()}${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      headers: {
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+    });
+  assert.equal((await call("/v1/status", undefined)).status, 401);
+  assert.equal((await call("/v1/status", `${tokens.reader}x`)).status, 401);
+  assert.equal((await call("/v1/status", tokens.reader)).status, 200);
+  const fence = "/v1/cells/cell-1/fence";
+  assert.equal((await call(fence, tokens.reader, { reason: "test" })).status, 403);
+  assert.equal((await call(fence, tokens.agent, { reason: "test" })).status, 403);
+  const missing = await call(fence, tokens.operator, {});
+  assert.equal(missing.status, 400);
+  const body = (await missing.json()) as { error: { code: string; problems: { path: string }[] } };
+  assert.equal(body.error.code, "RINGFENCE_BAD_REQUEST");
+  assert.ok(
+    body.error.problems.some((p) => p.path.includes("reason")),
+    JSON.stringify(body),
+  );
+  assert.equal((await call(fence, tokens.operator, "{not json")).status, 400);
+  assert.equal(
+    (await call("/v1/cells/cell-9/fence", tokens.operator, { reason: "no such cell" })).status,
+    404,
+  );
+});
+
+test("an operator action is carried out and recorded in the event log", async () => {
+  const tokens = world.state.tokens();
+  const instance = world.layout.instances.find((i) => i.cell === "cell-1" && i.region === "r3");
+  assert.ok(instance);
+  const pidOf = async () =>
+    ((await statusDoc()) as { instances: { id: string; pid: number | null }[] }).instances.find(
+      (i) => i.id === instance.id,
+    )?.pid;
+  const before = await pidOf();
+  const res = await fetch(`${controllerUrl()}/v1/processes/restart`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${tokens.operator}`, "content-type": "application/json" },
+    body: JSON.stringify({ id: `instance:${instance.id}`, reason: "test: restart on request" }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await waitFor(
+    async () => {
+      const now = await pidOf();
+      return typeof now === "number" && now !== before;
+    },
+    30_000,
+    "the agent to restart the instance",
+  );
+  const events = await eventsOf();
+  const recorded = events.find((e) => e.actor === "operator" && e.subject === `instance:${instance.id}`);
+  assert.ok(recorded, "the operator action is in the event log");
+  assert.match(JSON.stringify(recorded), /test: restart on request/);
+  assert.ok(
+    events.some((e) => e.kind === "process.restart-requested" && e.subject === `instance:${instance.id}`),
+  );
 });
