@@ -133,42 +133,35 @@ export function buildLayout(topology: Topology, addressBase = 0): Layout {
         applicationName: applicationName(cell.id, region),
       });
       writers.push({ id: `${cell.id}/${region}`, cell: cell.id, region, zone, host, port: writerPort++ });
+      const addInstance = (
+        service: { name: string; healthPath: string },
+        kind: InstanceSlot["kind"],
+        index: number,
+        zone: string,
+        command: readonly string[],
+      ) =>
+        instances.push({
+          id: `${service.name}${kind === "fallback" ? "-fallback" : ""}/${cell.id}/${region}/${index}`,
+          service: service.name,
+          kind,
+          cell: cell.id,
+          region,
+          zone,
+          host: hostOf.get(zone) as string,
+          port: instancePort++,
+          index,
+          command,
+          healthPath: service.healthPath,
+        });
       for (const service of topology.services) {
+        // Instance i of every cell runs in zone i mod zones: a cell's instances spread over the zones.
         for (let i = 0; i < service.instancesPerRegion; i++) {
-          // Instance i of every cell runs in zone i mod zones: instances of a cell spread over the zones.
-          const z = zoneOfIndex(topology, region, i);
-          instances.push({
-            id: `${service.name}/${cell.id}/${region}/${i}`,
-            service: service.name,
-            kind: "service",
-            cell: cell.id,
-            region,
-            zone: z,
-            host: hostOf.get(z) as string,
-            port: instancePort++,
-            index: i,
-            command: service.command,
-            healthPath: service.healthPath,
-          });
+          addInstance(service, "service", i, zoneOfIndex(topology, region, i), service.command);
         }
+        // Fallback instances start one zone further, away from the cell's database zone.
         const fallback = service.fallback;
-        if (fallback) {
-          for (let i = 0; i < fallback.instancesPerRegion; i++) {
-            const z = zoneFor(cell, region, i + 1);
-            instances.push({
-              id: `${service.name}-fallback/${cell.id}/${region}/${i}`,
-              service: service.name,
-              kind: "fallback",
-              cell: cell.id,
-              region,
-              zone: z,
-              host: hostOf.get(z) as string,
-              port: instancePort++,
-              index: i,
-              command: fallback.command,
-              healthPath: service.healthPath,
-            });
-          }
+        for (let i = 0; i < (fallback?.instancesPerRegion ?? 0); i++) {
+          addInstance(service, "fallback", i, zoneFor(cell, region, i + 1), fallback?.command ?? []);
         }
       }
     }

@@ -202,6 +202,7 @@ async function statusDoc(): Promise<Record<string, unknown>> {
 
 let killedInstance = "";
 let killedStandby = "";
+const ledger: { cell: string; id: string }[] = [];
 
 test("SIGKILL of a service instance, an agent and a standby loses no acknowledged write, and the world heals", async () => {
   const writer = startWriter();
@@ -277,6 +278,7 @@ test("SIGKILL of a service instance, an agent and a standby loses no acknowledge
     );
   } finally {
     const { acked, failed } = await writer.stop();
+    ledger.push(...acked);
     assert.ok(acked.length > 20, `only ${acked.length} writes acknowledged (${failed} failed)`);
     assert.deepEqual(await audit(acked), [], "acknowledged writes missing from their primary");
   }
@@ -377,4 +379,24 @@ test("an operator action is carried out and recorded in the event log", async ()
   assert.ok(
     events.some((e) => e.kind === "process.restart-requested" && e.subject === `instance:${instance.id}`),
   );
+});
+
+test("down, then up again on the same state directory: every acknowledged write is still there", async () => {
+  assert.ok(ledger.length > 0, "the ledger of the kill test is needed");
+  const extra = await put("r2", tenantOf("cell-1"), "before-restart");
+  assert.equal(extra.status, 200);
+  ledger.push({ cell: "cell-1", id: "before-restart" });
+  await world.stop();
+  world = new World({
+    stateDir: world.state.root,
+    addressBase,
+    ringfenceBin: RINGFENCE_BIN,
+    readyTimeoutMs: 90_000,
+  });
+  await world.start();
+  assert.deepEqual(await audit(ledger), [], "acknowledged writes lost across down/up");
+  const res = await fetch(`${routerUrl("r3")}/users/before-restart`, {
+    headers: { "x-tenant": tenantOf("cell-1") },
+  });
+  assert.equal(res.status, 200);
 });
