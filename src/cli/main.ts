@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { PACKAGE_ROOT } from "../topology/load.js";
 import { registerDemo } from "./demo.js";
+import { registerDrain } from "./drain.js";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
 import { registerPlan } from "./plan.js";
 import { registerWorld } from "./world.js";
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerPlan(program, io, setExit);
   registerWorld(program, io, setExit);
   registerDemo(program);
+  registerDrain(program, io, setExit);
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (err) {

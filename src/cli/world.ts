@@ -78,7 +78,7 @@ export function registerWorld(program: Command, io: Io, setExit: (code: number) 
     .description("run the router of one region of a local world")
     .option(...stateOption)
     .requiredOption("--region <region>", "region name")
-    .action(async (flags: WorldFlags & { region: string }) => runRouter(flags));
+    .action(async (flags: WorldFlags & { region: string }) => runRouter(flags, io));
 }
 
 function addressBase(flags: WorldFlags): number {
@@ -298,17 +298,19 @@ async function runAgent(flags: WorldFlags & { zone: string }, io: Io): Promise<v
   onStop(() => agent.stop());
 }
 
-async function runRouter(flags: WorldFlags & { region: string }): Promise<void> {
+async function runRouter(flags: WorldFlags & { region: string }, io: Io): Promise<void> {
   const { state, topology, layout, tokens } = loadWorld(flags.stateDir);
-  const { SimpleRouter } = await import("../router/simple.js");
-  const router = new SimpleRouter({
+  if (!layout.regions.some((r) => r.name === flags.region)) {
+    throw new RingfenceError("RINGFENCE_USAGE", `--region: unknown region "${flags.region}"; use one of ${layout.regions.map((r) => r.name).join(", ")}`);
+  }
+  const { runRouterProcess } = await import("../router/main.js");
+  const router = await runRouterProcess({
     region: flags.region,
+    state,
     topology,
     layout,
-    controllerUrl: `http://${layout.controller.host}:${layout.controller.port}`,
-    token: tokens.agent,
-    tableFile: state.routerTable(flags.region),
+    tokens,
+    log: (line) => io.stdout(`${new Date().toISOString()} ${line}\n`),
   });
-  await router.start();
-  onStop(() => router.close());
+  onStop(() => router.stop());
 }

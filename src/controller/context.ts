@@ -3,6 +3,7 @@
  */
 import type { Tokens } from "./auth.js";
 import type { EventFeed } from "./events.js";
+import type { RoutingFeed } from "./routing-feed.js";
 import type { Store } from "./store.js";
 import type { WorldIndex } from "./world-index.js";
 
@@ -10,6 +11,8 @@ export interface ControllerContext {
   readonly index: WorldIndex;
   readonly store: Store;
   readonly feed: EventFeed;
+  /** The live routing table behind `GET /v1/routing/stream`. */
+  readonly routing: RoutingFeed;
   readonly tokens: Tokens;
   /** Milliseconds since the epoch. */
   readonly clock: () => number;

@@ -8,6 +8,7 @@ import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import { sampleTopology } from "../topology/testing.js";
 import type { WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
+import { MIGRATIONS } from "./migrations.js";
 import { type Controller, type ControllerOptions, startController } from "./server.js";
 import { TEST_TOKENS } from "./testing.js";
 
@@ -112,7 +113,7 @@ test("two controllers starting at once on a fresh database initialise the world 
     [],
     "racing",
   );
-  assert.equal(migrations.length, 1);
+  assert.equal(migrations.length, MIGRATIONS.length);
 });
 
 test("starting without a control database fails with RINGFENCE_CONTROL_DB_UNAVAILABLE", LIMIT, async () => {
@@ -176,7 +177,15 @@ test(
     assert.equal((await get(controller, "/v1/state")).status, 200);
 
     proxy.cut();
-    for (const url of ["/v1/state", "/v1/status", "/v1/routing", "/v1/events"]) {
+    for (const url of [
+      "/v1/state",
+      "/v1/status",
+      "/v1/routing",
+      "/v1/routing/stream",
+      "/v1/events",
+      "/v1/drains",
+      "/v1/telemetry",
+    ]) {
       const res = await get(controller, url);
       assert.equal(res.status, 503, url);
       assert.equal(res.body.error.code, "RINGFENCE_CONTROL_DB_UNAVAILABLE");

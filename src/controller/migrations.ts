@@ -66,6 +66,61 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "drains",
+    sql: `
+      -- Active operator drains; a removed drain is deleted (its history is in the event log).
+      -- The id clients see is 'drain-' || n.
+      CREATE TABLE drains (
+        n bigserial PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('region', 'zone', 'instance')),
+        target text NOT NULL,
+        reason text NOT NULL,
+        created_at timestamptz NOT NULL,
+        UNIQUE (kind, target)
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: "router telemetry",
+    sql: `
+      -- One row per router window and (service, route, cell, region served, version, status).
+      -- Kept for 24 hours; latencies in milliseconds.
+      CREATE TABLE telemetry (
+        window_start timestamptz NOT NULL,
+        window_ms int NOT NULL,
+        router text NOT NULL,
+        service text NOT NULL,
+        route text NOT NULL,
+        cell text NOT NULL,
+        region_served text NOT NULL,
+        version text NOT NULL,
+        status int NOT NULL,
+        requests bigint NOT NULL,
+        retries bigint NOT NULL,
+        p50 double precision NOT NULL,
+        p95 double precision NOT NULL,
+        p99 double precision NOT NULL,
+        max double precision NOT NULL,
+        sum_ms double precision NOT NULL
+      );
+      CREATE INDEX telemetry_window_start ON telemetry (window_start);
+      CREATE TABLE tenant_telemetry (
+        window_start timestamptz NOT NULL,
+        router text NOT NULL,
+        tenant text NOT NULL,
+        cell text NOT NULL,
+        service text NOT NULL,
+        route text NOT NULL,
+        requests bigint NOT NULL,
+        errors bigint NOT NULL
+      );
+      CREATE INDEX tenant_telemetry_window_start ON tenant_telemetry (window_start);
+      CREATE INDEX tenant_telemetry_tenant ON tenant_telemetry (tenant, window_start);
+    `,
+  },
 ];
 
 /** Applies every migration not yet in `schema_migrations`; returns the versions it applied. */

@@ -2,8 +2,8 @@
  * The routing table routers fetch (`GET /v1/routing`). Pure: built from a store snapshot.
  *
  * `version` is the world's desired-state version, which grows with every change to cells (primary,
- * epoch, fencing), restart nonces or the bucket table; a router that has `version` has the table's
- * configuration. `health` is live observation, not versioned: it is as of `generatedAt`.
+ * epoch, fencing), restart nonces, drains or the bucket table; a router that has `version` has the
+ * table's configuration. `health` is live observation, not versioned: it is as of `generatedAt`.
  */
 import type { Health, RoutingTable } from "../world/contracts.js";
 import { Observations } from "./observations.js";
@@ -27,5 +27,15 @@ export function buildRoutingTable(
     bucketTable: snapshot.bucketTable.runs,
     cells: index.orderCells(snapshot.cells),
     health,
+    drains: snapshot.drains,
   };
+}
+
+/**
+ * What a table says, without when it was generated: two tables with the same content key route
+ * identically, so a stream pushes a table only when its content key changed.
+ */
+export function routingContentKey(table: RoutingTable): string {
+  const { generatedAt: _generatedAt, ...content } = table;
+  return JSON.stringify(content);
 }

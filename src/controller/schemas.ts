@@ -154,9 +154,41 @@ export const DESIRED_STATE = {
   },
 } as const;
 
+export const DRAIN_KINDS = ["region", "zone", "instance"] as const;
+
+export const DRAIN = {
+  type: "object",
+  required: ["id", "target", "reason", "createdAt"],
+  properties: {
+    id: { type: "string" },
+    target: {
+      type: "object",
+      required: ["kind", "id"],
+      properties: { kind: { type: "string", enum: DRAIN_KINDS }, id: { type: "string" } },
+    },
+    reason: { type: "string" },
+    createdAt: { type: "string" },
+  },
+} as const;
+
+export const DRAIN_BODY = {
+  type: "object",
+  required: ["target", "reason"],
+  additionalProperties: false,
+  properties: {
+    target: {
+      type: "object",
+      required: ["kind", "id"],
+      additionalProperties: false,
+      properties: { kind: { enum: DRAIN_KINDS }, id: str(LIMITS.id, 1) },
+    },
+    reason: REASON,
+  },
+} as const;
+
 export const ROUTING_TABLE = {
   type: "object",
-  required: ["version", "generatedAt", "buckets", "bucketTable", "cells", "health"],
+  required: ["version", "generatedAt", "buckets", "bucketTable", "cells", "health", "drains"],
   properties: {
     version: { type: "integer" },
     generatedAt: { type: "string" },
@@ -164,6 +196,82 @@ export const ROUTING_TABLE = {
     bucketTable: { type: "array", items: { type: "array", items: { type: "integer" } } },
     cells: { type: "array", items: CELL_STATE },
     health: { type: "object", additionalProperties: { type: "string", enum: HEALTH } },
+    drains: { type: "array", items: DRAIN },
+  },
+} as const;
+
+/** Limits of what one telemetry window may carry. */
+export const TELEMETRY_LIMITS = {
+  rows: 5_000,
+  tenants: 50_000,
+  name: 200,
+  route: 300,
+  /** A window longer than an hour is a bug in the router, not a window. */
+  windowMs: 3_600_000,
+} as const;
+
+const nonNegative = { type: "number", minimum: 0 } as const;
+/** Counts summed in the database: kept within what a JavaScript number holds exactly. */
+const bigCount = { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+export const TELEMETRY_ROW = {
+  type: "object",
+  required: [
+    "service",
+    "route",
+    "cell",
+    "regionServed",
+    "version",
+    "status",
+    "requests",
+    "retries",
+    "latencyMs",
+  ],
+  properties: {
+    service: str(TELEMETRY_LIMITS.name, 1),
+    route: str(TELEMETRY_LIMITS.route, 1),
+    cell: str(TELEMETRY_LIMITS.name, 1),
+    regionServed: str(TELEMETRY_LIMITS.name, 1),
+    version: str(TELEMETRY_LIMITS.name),
+    status: { type: "integer", minimum: 0, maximum: 999 },
+    requests: bigCount,
+    retries: bigCount,
+    latencyMs: {
+      type: "object",
+      required: ["p50", "p95", "p99", "max", "sum"],
+      properties: {
+        p50: nonNegative,
+        p95: nonNegative,
+        p99: nonNegative,
+        max: nonNegative,
+        sum: nonNegative,
+      },
+    },
+  },
+} as const;
+
+export const TENANT_ROW = {
+  type: "object",
+  required: ["tenant", "cell", "service", "route", "requests", "errors"],
+  properties: {
+    tenant: str(TELEMETRY_LIMITS.name, 1),
+    cell: str(TELEMETRY_LIMITS.name, 1),
+    service: str(TELEMETRY_LIMITS.name, 1),
+    route: str(TELEMETRY_LIMITS.route, 1),
+    requests: bigCount,
+    errors: bigCount,
+  },
+} as const;
+
+export const TELEMETRY_WINDOW = {
+  type: "object",
+  required: ["router", "windowStart", "windowMs", "rows", "tenants"],
+  properties: {
+    router: str(LIMITS.id, 1),
+    windowStart: { type: "string", format: "date-time", maxLength: 64 },
+    windowMs: { type: "integer", minimum: 1, maximum: TELEMETRY_LIMITS.windowMs },
+    rows: { type: "array", maxItems: TELEMETRY_LIMITS.rows, items: TELEMETRY_ROW },
+    tenants: { type: "array", maxItems: TELEMETRY_LIMITS.tenants, items: TENANT_ROW },
   },
 } as const;
 

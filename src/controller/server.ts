@@ -3,10 +3,14 @@
  * control database. `startController` connects to the database, applies migrations, initialises the
  * world on first start, and listens.
  *
- * Request path: onRequest (role check: 401/403) → body parsing (1 MiB, JSON only) → schema
- * validation (400 naming the field) → handler (404 for unknown cells, zones, regions, processes;
- * 503 when the control database is away) → response schema. Every error is
+ * Request path: onRequest (role check: 401/403) → body parsing (1 MiB, 16 MiB for telemetry; JSON
+ * only) → schema validation (400 naming the field) → handler (404 for unknown cells, zones, regions,
+ * processes, drain targets and drains; 409 for a target already drained; 503 when the control
+ * database is away or too many streams are open) → response schema. Every error is
  * `{ error: { code, message, retryable, problems } }`.
+ *
+ * Live streams: `GET /v1/events/stream` (the event log) and `GET /v1/routing/stream` (the routing
+ * table, see `routing-feed.ts`). Closing the controller ends both.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,9 +24,13 @@ import type { ControllerContext } from "./context.js";
 import { EventFeed } from "./events.js";
 import { installErrorHandlers } from "./http-errors.js";
 import { registerAgentRoutes } from "./routes/agents.js";
+import { registerDrainRoutes } from "./routes/drains.js";
 import { registerEventRoutes } from "./routes/events.js";
 import { registerOperatorRoutes } from "./routes/operator.js";
 import { registerReadRoutes } from "./routes/read.js";
+import { registerRoutingRoutes } from "./routes/routing.js";
+import { registerTelemetryRoutes } from "./routes/telemetry.js";
+import { MAX_ROUTING_STREAMS, ROUTING_CHECK_MS, RoutingFeed } from "./routing-feed.js";
 import { Store } from "./store.js";
 import { WorldIndex } from "./world-index.js";
 
@@ -42,8 +50,15 @@ export interface ControllerOptions {
   readonly heartbeatTimeoutMs?: number;
   /** Log requests with fastify's logger (pino, to stdout); off by default. */
   readonly logger?: boolean;
-  /** Interval of keep-alive comments on event streams; 15000 ms by default. */
+  /** Interval of keep-alive comments on event and routing streams; 15000 ms by default. */
   readonly keepAliveMs?: number;
+  /**
+   * Interval of the routing streams' check for changes nothing announced (agents falling silent);
+   * 500 ms by default.
+   */
+  readonly routingCheckMs?: number;
+  /** Most routing streams open at once; more are refused with 503. 1000 by default. */
+  readonly maxRoutingStreams?: number;
 }
 
 export interface Controller {
@@ -66,6 +81,13 @@ function packageVersion(): string {
   }
 }
 
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new RingfenceError("RINGFENCE_USAGE", `${name} must be a positive number, got ${value}`);
+  }
+  return value;
+}
+
 /** Builds the fastify app on an open store, without listening (tests use `app.inject`). */
 export function buildApp(ctx: ControllerContext, options: { logger?: boolean; keepAliveMs?: number } = {}) {
   const app = Fastify({
@@ -79,8 +101,14 @@ export function buildApp(ctx: ControllerContext, options: { logger?: boolean; ke
   registerAgentRoutes(app, ctx);
   registerEventRoutes(app, ctx, options.keepAliveMs);
   registerOperatorRoutes(app, ctx);
-  // Open event streams would keep the server from closing.
-  app.addHook("preClose", async () => ctx.feed.closeAll());
+  registerDrainRoutes(app, ctx);
+  registerRoutingRoutes(app, ctx, options.keepAliveMs);
+  registerTelemetryRoutes(app, ctx);
+  // Open streams would keep the server from closing.
+  app.addHook("preClose", async () => {
+    ctx.feed.closeAll();
+    ctx.routing.close();
+  });
   return app;
 }
 
@@ -91,28 +119,37 @@ export function buildApp(ctx: ControllerContext, options: { logger?: boolean; ke
  */
 export async function startController(options: ControllerOptions): Promise<Controller> {
   validateTokens(options.tokens);
-  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3_000;
-  if (!Number.isFinite(heartbeatTimeoutMs) || heartbeatTimeoutMs <= 0) {
-    throw new RingfenceError(
-      "RINGFENCE_USAGE",
-      `heartbeatTimeoutMs must be a positive number, got ${heartbeatTimeoutMs}`,
-    );
-  }
+  const heartbeatTimeoutMs = positive("heartbeatTimeoutMs", options.heartbeatTimeoutMs ?? 3_000);
+  if (options.keepAliveMs !== undefined) positive("keepAliveMs", options.keepAliveMs);
+  const routingCheckMs = positive("routingCheckMs", options.routingCheckMs ?? ROUTING_CHECK_MS);
+  const maxRoutingStreams = positive("maxRoutingStreams", options.maxRoutingStreams ?? MAX_ROUTING_STREAMS);
   const clock = options.clock ?? Date.now;
   const feed = new EventFeed();
   let app: FastifyInstance | undefined;
+  let routing: RoutingFeed | undefined;
   const store = await Store.open({
     ...options.database,
     clock,
     onAppend: () => feed.notify(),
+    onDesiredChange: () => routing?.notify(),
     onIdleError: (err) => app?.log.warn({ err }, "control database connection lost"),
   });
   try {
     await store.initialise(options.topology);
+    const index = new WorldIndex(options.topology, options.layout);
+    routing = new RoutingFeed({
+      index,
+      store,
+      clock,
+      heartbeatTimeoutMs,
+      checkMs: routingCheckMs,
+      maxStreams: maxRoutingStreams,
+    });
     const ctx: ControllerContext = {
-      index: new WorldIndex(options.topology, options.layout),
+      index,
       store,
       feed,
+      routing,
       tokens: options.tokens,
       clock,
       heartbeatTimeoutMs,

@@ -2,8 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { defaultBucketTable } from "../topology/placement.js";
 import { sampleTopology } from "../topology/testing.js";
-import { encodeBucketTable, type Heartbeat, type ProcessReport } from "../world/contracts.js";
+import {
+  type Drain,
+  type DrainTarget,
+  encodeBucketTable,
+  type Heartbeat,
+  type ProcessReport,
+} from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
+import { DrainLookup, drainNumber } from "./drains.js";
 import { problemPath } from "./http-errors.js";
 import { rollUp } from "./rollup.js";
 import { buildRoutingTable } from "./routing.js";
@@ -21,7 +28,12 @@ const NOW = Date.parse("2030-01-01T00:00:10.000Z");
 const TIMEOUT = 3_000;
 
 function snapshot(
-  change: { beat?: (zone: string) => Heartbeat | undefined; fenced?: string[]; ageMs?: number } = {},
+  change: {
+    beat?: (zone: string) => Heartbeat | undefined;
+    fenced?: string[];
+    ageMs?: number;
+    drains?: Drain[];
+  } = {},
 ): Snapshot {
   const agents: AgentRecord[] = [];
   for (const zone of layout.zones) {
@@ -49,6 +61,7 @@ function snapshot(
       lastHeartbeatMs: NOW,
       report: { region: r.name, pid: 1, tableVersion: 1, stale: false, requests: 0, errors: 0 },
     })),
+    drains: change.drains ?? [],
   };
 }
 
@@ -184,4 +197,91 @@ test("validation problems name fields as clients write them", () => {
   assert.equal(problemPath("body", "", "reason"), "body.reason");
   assert.equal(problemPath("querystring", "/limit"), "querystring.limit");
   assert.equal(problemPath("body", ""), "body");
+});
+
+const drain = (n: number, kind: DrainTarget["kind"], id: string, reason: string): Drain => ({
+  id: `drain-${n}`,
+  target: { kind, id },
+  reason,
+  createdAt: "2030-01-01T00:00:05.000Z",
+});
+
+test("a drained region is degraded with the drain's reason, once, and its instances stop serving", () => {
+  const drains = [drain(1, "region", "r2", "planned maintenance")];
+  const s = status(snapshot({ drains }));
+  assert.deepEqual(s.drains, drains);
+  const r2 = s.regions.find((r) => r.name === "r2");
+  assert.deepEqual(r2?.rollup, { health: "degraded", reason: "drained: planned maintenance" });
+  assert.equal(r2?.drain, "drain-1");
+  assert.ok(
+    r2?.zones.every((z) => z.drain === "drain-1" && z.rollup.reason === "drained: planned maintenance"),
+  );
+  assert.ok(s.regions.filter((r) => r.name !== "r2").every((r) => r.rollup.health === "healthy" && !r.drain));
+  for (const i of s.instances) {
+    assert.equal(i.drain, i.region === "r2" ? "drain-1" : null, i.id);
+    assert.equal(i.rollup.health, i.region === "r2" ? "degraded" : "healthy", i.id);
+  }
+  // Two of the three regions still serve every cell.
+  const c = cell(snapshot({ drains }), "cell-0");
+  assert.equal(c.rollup.health, "degraded");
+  assert.match(c.rollup.reason, /4 of 6 app instances serving \(2 drained\)/);
+  assert.equal(s.world.rollup.health, "degraded");
+  assert.match(s.world.rollup.reason, /region r2: drained: planned maintenance/);
+  // The routing table carries the drains as they are.
+  assert.deepEqual(buildRoutingTable(index, snapshot({ drains }), NOW, TIMEOUT).drains, drains);
+});
+
+test("a drained zone and a drained instance are marked; the most specific drain is named", () => {
+  const slot = layout.instances.find((i) => i.zone === "r1/a" && i.kind === "service");
+  const other = layout.instances.find((i) => i.zone === "r1/b" && i.kind === "service");
+  assert.ok(slot && other);
+  const drains = [
+    drain(1, "zone", "r1/a", "bad rack"),
+    drain(2, "instance", slot.id, "leaking memory"),
+    drain(3, "instance", other.id, "canary"),
+  ];
+  const s = status(snapshot({ drains }));
+  const zone = s.regions.flatMap((r) => r.zones).find((z) => z.id === "r1/a");
+  assert.deepEqual(zone?.rollup, { health: "degraded", reason: "drained: bad rack" });
+  const r1 = s.regions.find((r) => r.name === "r1");
+  assert.equal(r1?.rollup.health, "degraded");
+  assert.equal(r1?.rollup.reason, "zone r1/a: drained: bad rack");
+  const inst = s.instances.find((i) => i.id === slot.id);
+  assert.equal(inst?.drain, "drain-2");
+  assert.equal(inst?.rollup.reason, "drained: leaking memory");
+  const lone = s.instances.find((i) => i.id === other.id);
+  assert.deepEqual(lone?.rollup, { health: "degraded", reason: "drained: canary" });
+  // A zone with only an instance drained stays healthy: the instance says it.
+  assert.equal(s.regions.flatMap((r) => r.zones).find((z) => z.id === "r1/b")?.rollup.health, "healthy");
+  // An unhealthy drained instance is unhealthy first.
+  const failing = status(
+    snapshot({ drains, beat: beatWith((p) => p.id === `instance:${other.id}`, { health: "unhealthy" }) }),
+  ).instances.find((i) => i.id === other.id);
+  assert.equal(failing?.rollup.health, "unhealthy");
+});
+
+test("a cell whose every healthy instance is drained serves from its fallback", () => {
+  const drains = layout.instances
+    .filter((i) => i.cell === "cell-1" && i.kind === "service")
+    .map((i, n) => drain(n + 1, "instance", i.id, "evacuate"));
+  const c = cell(snapshot({ drains }), "cell-1");
+  assert.equal(c.rollup.health, "degraded");
+  assert.match(c.rollup.reason, /no healthy app instance \(6 drained\); its fallback serves/);
+});
+
+test("drain lookups prefer the most specific drain; drain ids parse", () => {
+  const lookup = new DrainLookup([
+    drain(1, "region", "r1", "region"),
+    drain(2, "zone", "r1/a", "zone"),
+    drain(3, "instance", "app/cell-0/r1/0", "instance"),
+  ]);
+  assert.equal(lookup.instance({ id: "app/cell-0/r1/0", zone: "r1/a", region: "r1" })?.id, "drain-3");
+  assert.equal(lookup.instance({ id: "app/cell-0/r1/1", zone: "r1/a", region: "r1" })?.id, "drain-2");
+  assert.equal(lookup.instance({ id: "app/cell-0/r1/1", zone: "r1/b", region: "r1" })?.id, "drain-1");
+  assert.equal(lookup.instance({ id: "app/cell-0/r2/1", zone: "r2/b", region: "r2" }), undefined);
+  assert.equal(lookup.zone({ id: "r1/b", region: "r1" })?.id, "drain-1");
+  assert.equal(drainNumber("drain-12"), 12);
+  for (const bad of ["drain-0", "drain-", "drain-01", "drain-1x", "12", "drain-1234567890123456"]) {
+    assert.equal(drainNumber(bad), undefined, bad);
+  }
 });

@@ -6,8 +6,8 @@
  * {
  *   generatedAt: ISO time,
  *   world:   { name, desiredVersion, bucketTableVersion, heartbeatTimeoutMs, rollup },
- *   regions: [{ name, rollup,
- *               zones: [{ id, host, rollup,
+ *   regions: [{ name, drain | null, rollup,
+ *               zones: [{ id, host, drain | null, rollup,
  *                         agent: { reachable, lastHeartbeatAgeMs | null, pid | null, startedAt | null,
  *                                  desiredVersion | null, inSync } }] }],
  *   cells:   [{ cell, home, primary, epoch, fenced, syncQuorum, synchronousStandbyNames | null, rollup,
@@ -15,9 +15,10 @@
  *                             health, state, restarts | null, pid | null, lsn | null,
  *                             replication: { state, syncState, lagBytes, flushLagMs, replayLagMs } | null }] }],
  *   instances: [{ id, service, kind, cell, region, zone, state, health, restarts | null, pid | null,
- *                 detail, rollup }],
+ *                 detail, drain | null, rollup }],
  *   routers: [{ region, reachable, lastHeartbeatAgeMs | null, stale | null, tableVersion | null,
  *               tableBehind, requests | null, errors | null, pid | null }],
+ *   drains:  Drain[]        (active, oldest first)
  *   events:  WorldEvent[]   (the last 20, oldest first)
  * }
  * rollup = { health: healthy | degraded | unhealthy, reason }
@@ -31,9 +32,12 @@
  * than its synchronous quorum are streaming (writes would wait) or when a service has no healthy
  * instance (degraded when its fallback still serves); a zone is unhealthy when its agent is
  * unreachable; a region is unhealthy when all its zones are, degraded when some are or its router
- * is not reporting.
+ * is not reporting. A drained region, zone or instance (also one inside a drained zone or region;
+ * `drain` is the id of the most specific drain covering it) is at least degraded, with the reason
+ * `drained: <the drain's reason>`, and a drained instance does not count as serving its cell.
  */
-import type { DatabaseReport, Health, ProcessState, WorldEvent } from "../world/contracts.js";
+import type { DatabaseReport, Drain, Health, ProcessState, WorldEvent } from "../world/contracts.js";
+import { DrainLookup } from "./drains.js";
 import { Observations } from "./observations.js";
 import { type Issue, type RollUp, rollUp } from "./rollup.js";
 
@@ -88,12 +92,16 @@ export interface InstanceStatus {
   readonly restarts: number | null;
   readonly pid: number | null;
   readonly detail: string;
+  /** The drain that takes it out of routing (its own, its zone's or its region's), or null. */
+  readonly drain: string | null;
   readonly rollup: RollUp;
 }
 
 export interface ZoneStatus {
   readonly id: string;
   readonly host: string;
+  /** The drain of the zone or of its region, or null. */
+  readonly drain: string | null;
   readonly agent: {
     readonly reachable: boolean;
     readonly lastHeartbeatAgeMs: number | null;
@@ -108,6 +116,7 @@ export interface ZoneStatus {
 
 export interface RegionStatus {
   readonly name: string;
+  readonly drain: string | null;
   readonly rollup: RollUp;
   readonly zones: readonly ZoneStatus[];
 }
@@ -138,8 +147,11 @@ export interface WorldStatus {
   readonly cells: readonly CellStatus[];
   readonly instances: readonly InstanceStatus[];
   readonly routers: readonly RouterStatus[];
+  readonly drains: readonly Drain[];
   readonly events: readonly WorldEvent[];
 }
+
+const drainedIssue = (drain: Drain): Issue => ({ health: "degraded", reason: `drained: ${drain.reason}` });
 
 function silence(ageMs: number | null): string {
   return ageMs === null ? "agent has never reported" : `agent not heard from for ${ageMs} ms`;
@@ -157,6 +169,7 @@ export function buildStatus(input: StatusInput): WorldStatus {
   const { index, snapshot, nowMs } = input;
   const { topology, layout } = index;
   const seen = new Observations(snapshot.agents, snapshot.routers, nowMs, input.heartbeatTimeoutMs);
+  const drains = new DrainLookup(snapshot.drains);
 
   const instances: InstanceStatus[] = layout.instances.map((slot) => {
     const agent = seen.agent(slot.zone);
@@ -165,13 +178,15 @@ export function buildStatus(input: StatusInput): WorldStatus {
     const health = report?.health ?? "unknown";
     const detail =
       report?.detail ?? (agent.reachable ? "not reported by its agent" : silence(agent.lastHeartbeatAgeMs));
-    let rollup: RollUp;
-    if (!report) rollup = { health: "unhealthy", reason: `unknown: ${detail}` };
-    else if (health === "healthy" && state === "running")
-      rollup = { health: "healthy", reason: "running and healthy" };
+    const issues: Issue[] = [];
+    const said = `${state}, ${health}${detail ? `: ${detail}` : ""}`;
+    if (!report) issues.push({ health: "unhealthy", reason: `unknown: ${detail}` });
     else if (health === "degraded" || state === "starting" || state === "backoff") {
-      rollup = { health: "degraded", reason: `${state}, ${health}${detail ? `: ${detail}` : ""}` };
-    } else rollup = { health: "unhealthy", reason: `${state}, ${health}${detail ? `: ${detail}` : ""}` };
+      issues.push({ health: "degraded", reason: said });
+    } else if (health !== "healthy" || state !== "running")
+      issues.push({ health: "unhealthy", reason: said });
+    const drain = drains.instance(slot);
+    if (drain) issues.push(drainedIssue(drain));
     return {
       id: slot.id,
       service: slot.service,
@@ -184,7 +199,8 @@ export function buildStatus(input: StatusInput): WorldStatus {
       restarts: report?.restarts ?? null,
       pid: report?.pid ?? null,
       detail,
-      rollup,
+      drain: drain?.id ?? null,
+      rollup: rollUp(issues, "running and healthy"),
     };
   });
 
@@ -256,19 +272,26 @@ export function buildStatus(input: StatusInput): WorldStatus {
       issues.push({ health: "degraded", reason: `primary away from home region ${home}` });
     for (const service of topology.services) {
       const mine = instances.filter((i) => i.cell === cell.cell && i.service === service.name);
-      const serving = mine.filter((i) => i.kind === "service" && i.health === "healthy").length;
+      // A drained instance may be healthy, but routers send it nothing.
+      const serves = (i: InstanceStatus) => i.health === "healthy" && i.drain === null;
+      const serving = mine.filter((i) => i.kind === "service" && serves(i)).length;
       const total = mine.filter((i) => i.kind === "service").length;
-      const fallbacks = mine.filter((i) => i.kind === "fallback" && i.health === "healthy").length;
+      const drained = mine.filter((i) => i.kind === "service" && i.drain !== null).length;
+      const fallbacks = mine.filter((i) => i.kind === "fallback" && serves(i)).length;
+      const because = drained > 0 ? ` (${drained} drained)` : "";
       if (serving === 0) {
         issues.push(
           fallbacks > 0
-            ? { health: "degraded", reason: `no healthy ${service.name} instance; its fallback serves` }
-            : { health: "unhealthy", reason: `no healthy ${service.name} instance` },
+            ? {
+                health: "degraded",
+                reason: `no healthy ${service.name} instance${because}; its fallback serves`,
+              }
+            : { health: "unhealthy", reason: `no healthy ${service.name} instance${because}` },
         );
       } else if (serving < total) {
         issues.push({
           health: "degraded",
-          reason: `${serving} of ${total} ${service.name} instances healthy`,
+          reason: `${serving} of ${total} ${service.name} instances ${drained > 0 ? `serving${because}` : "healthy"}`,
         });
       }
     }
@@ -306,6 +329,9 @@ export function buildStatus(input: StatusInput): WorldStatus {
   });
 
   const regions: RegionStatus[] = layout.regions.map((region) => {
+    const regionDrain = drains.region(region.name);
+    // Zones whose only issue is their region's drain: the region says so once for all of them.
+    const onlyRegionDrained = new Set<string>();
     const zones: ZoneStatus[] = layout.zones
       .filter((z) => z.region === region.name)
       .map((zone) => {
@@ -325,10 +351,16 @@ export function buildStatus(input: StatusInput): WorldStatus {
             });
           }
         }
+        const drain = drains.zone(zone);
+        if (drain === regionDrain && regionDrain !== undefined && issues.length === 0) {
+          onlyRegionDrained.add(zone.id);
+        }
+        if (drain) issues.push(drainedIssue(drain));
         const reported = agent.report;
         return {
           id: zone.id,
           host: zone.host,
+          drain: drain?.id ?? null,
           agent: {
             reachable: agent.reachable,
             lastHeartbeatAgeMs: agent.lastHeartbeatAgeMs,
@@ -342,6 +374,7 @@ export function buildStatus(input: StatusInput): WorldStatus {
         };
       });
     const issues: Issue[] = [];
+    if (regionDrain) issues.push(drainedIssue(regionDrain));
     const down = zones.filter((z) => z.rollup.health === "unhealthy");
     if (zones.length > 0 && down.length === zones.length) {
       issues.push({
@@ -350,7 +383,7 @@ export function buildStatus(input: StatusInput): WorldStatus {
       });
     } else {
       for (const z of zones) {
-        if (z.rollup.health !== "healthy")
+        if (z.rollup.health !== "healthy" && !onlyRegionDrained.has(z.id))
           issues.push({ health: "degraded", reason: `zone ${z.id}: ${z.rollup.reason}` });
       }
     }
@@ -364,7 +397,12 @@ export function buildStatus(input: StatusInput): WorldStatus {
             : `router not heard from for ${router.lastHeartbeatAgeMs} ms`,
       });
     } else if (router?.stale) issues.push({ health: "degraded", reason: "router serves a persisted table" });
-    return { name: region.name, rollup: rollUp(issues, `${zones.length} zones healthy`), zones };
+    return {
+      name: region.name,
+      drain: regionDrain?.id ?? null,
+      rollup: rollUp(issues, `${zones.length} zones healthy`),
+      zones,
+    };
   });
 
   const worldIssues: Issue[] = [];
@@ -391,6 +429,7 @@ export function buildStatus(input: StatusInput): WorldStatus {
     cells,
     instances,
     routers,
+    drains: snapshot.drains,
     events: input.events,
   };
 }

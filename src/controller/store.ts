@@ -1,124 +1,75 @@
 /**
  * The controller's state in the control database (PostgreSQL, user `ringfence`). Every change to
- * cells, restart nonces or the bucket table bumps `world.desired_version` in the same transaction,
- * so the desired-state version only ever grows and agents can compare it cheaply.
- * Connection handling (and `RINGFENCE_CONTROL_DB_UNAVAILABLE`) lives in `database.ts`.
+ * cells, restart nonces, drains or the bucket table bumps `world.desired_version` in the same
+ * transaction, so the desired-state version only ever grows and agents and routers can compare it
+ * cheaply. Connection handling (and `RINGFENCE_CONTROL_DB_UNAVAILABLE`) lives in `database.ts`;
+ * router telemetry in `telemetry-store.ts`.
  */
-import { RingfenceError } from "../lib/errors.js";
 import type { Topology } from "../topology/model.js";
 import { defaultBucketTable } from "../topology/placement.js";
 import {
   type CellState,
+  type Drain,
+  type DrainTarget,
   encodeBucketTable,
-  type Heartbeat,
   type RouterReport,
   type WorldEvent,
 } from "../world/contracts.js";
 import { ControlDatabase, type DatabaseOptions, type Tx } from "./database.js";
 import { migrate, SCHEMA_LOCK } from "./migrations.js";
+import {
+  type AgentReport,
+  type CellRow,
+  type DesiredParts,
+  DRAIN_COLUMNS,
+  type DrainCreation,
+  type DrainRow,
+  type EventRow,
+  type NewEvent,
+  row,
+  type Snapshot,
+  toCell,
+  toDrain,
+  toEvent,
+} from "./store-records.js";
+import { TelemetryStore } from "./telemetry-store.js";
 
-/** What an agent last reported, without its events (those went to the event log). */
-export type AgentReport = Omit<Heartbeat, "events">;
-
-export interface AgentRecord {
-  readonly zone: string;
-  readonly lastHeartbeatMs: number;
-  readonly report: AgentReport;
-}
-
-export interface RouterRecord {
-  readonly region: string;
-  readonly lastHeartbeatMs: number;
-  readonly report: RouterReport;
-}
-
-export interface BucketTableState {
-  readonly version: number;
-  readonly runs: readonly (readonly [number, number])[];
-}
-
-/** The parts of the state an agent needs, read consistently. */
-export interface DesiredParts {
-  readonly desiredVersion: number;
-  readonly cells: readonly CellState[];
-  readonly restarts: Readonly<Record<string, number>>;
-}
-
-/** Everything the controller knows, read in one repeatable-read transaction. */
-export interface Snapshot extends DesiredParts {
-  readonly bucketTable: BucketTableState;
-  readonly agents: readonly AgentRecord[];
-  readonly routers: readonly RouterRecord[];
-}
-
-/** An event to append; `at` defaults to the store's clock. */
-export interface NewEvent {
-  readonly at?: string | number;
-  readonly kind: string;
-  readonly actor: string;
-  readonly subject: string;
-  readonly message: string;
-  readonly data?: Record<string, unknown>;
-}
+export type {
+  AgentRecord,
+  AgentReport,
+  BucketTableState,
+  DesiredParts,
+  DrainCreation,
+  NewEvent,
+  RouterRecord,
+  Snapshot,
+} from "./store-records.js";
 
 export interface StoreOptions extends DatabaseOptions {
   readonly clock: () => number;
   /** Called after a transaction that appended events has committed (wakes live event streams). */
   readonly onAppend?: () => void;
+  /** Called after a transaction that bumped the desired version has committed (wakes routing streams). */
+  readonly onDesiredChange?: () => void;
 }
 
 /** Serialises appends to the event log, so ids become visible in order and a reader never skips one. */
 const EVENTS_LOCK = 7_070_002;
 
-function row<T>(rows: readonly T[]): T {
-  const first = rows[0];
-  if (first === undefined)
-    throw new RingfenceError("RINGFENCE_INTERNAL", "the control database returned no row");
-  return first;
-}
-
-interface CellRow {
-  cell: string;
-  primary_region: string;
-  epoch: number;
-  fenced: boolean;
-}
-
-interface EventRow {
-  id: string;
-  at: Date;
-  kind: string;
-  actor: string;
-  subject: string;
-  message: string;
-  data: Record<string, unknown>;
-}
-
-const toCell = (r: CellRow): CellState => ({
-  cell: r.cell,
-  primary: r.primary_region,
-  epoch: r.epoch,
-  fenced: r.fenced,
-});
-const toEvent = (r: EventRow): WorldEvent => ({
-  id: Number(r.id),
-  at: r.at.toISOString(),
-  kind: r.kind,
-  actor: r.actor,
-  subject: r.subject,
-  message: r.message,
-  data: r.data ?? {},
-});
-
 export class Store {
+  /** Router telemetry, on the same connection pool. */
+  readonly telemetry: TelemetryStore;
   readonly #db: ControlDatabase;
   readonly #clock: () => number;
   readonly #onAppend: () => void;
+  readonly #onDesiredChange: () => void;
 
   private constructor(db: ControlDatabase, options: StoreOptions) {
     this.#db = db;
     this.#clock = options.clock;
     this.#onAppend = options.onAppend ?? (() => {});
+    this.#onDesiredChange = options.onDesiredChange ?? (() => {});
+    this.telemetry = new TelemetryStore(db, options.clock);
   }
 
   /** Connects and applies pending migrations; fails with `RINGFENCE_CONTROL_DB_UNAVAILABLE`. */
@@ -172,7 +123,10 @@ export class Store {
           },
         ]);
       } else {
-        if (added > 0) await client.query("UPDATE world SET desired_version = desired_version + 1");
+        if (added > 0) {
+          await client.query("UPDATE world SET desired_version = desired_version + 1");
+          tx.afterCommit(this.#onDesiredChange);
+        }
         await this.#insertEvents(tx, [
           {
             kind: "controller.started",
@@ -215,6 +169,7 @@ export class Store {
       const routers = await client.query<{ region: string; last_heartbeat: Date; report: RouterReport }>(
         "SELECT region, last_heartbeat, report FROM routers ORDER BY region",
       );
+      const drains = await client.query<DrainRow>(`SELECT ${DRAIN_COLUMNS} FROM drains ORDER BY n`);
       return {
         ...desired,
         bucketTable: { version: bucket.version, runs: bucket.runs },
@@ -228,6 +183,7 @@ export class Store {
           lastHeartbeatMs: r.last_heartbeat.getTime(),
           report: r.report,
         })),
+        drains: drains.rows.map(toDrain),
       };
     }, "read");
   }
@@ -262,7 +218,7 @@ export class Store {
           ).rows,
         );
       }
-      const desiredVersion = await this.#desiredVersion(client, changed);
+      const desiredVersion = await this.#desiredVersion(tx, changed);
       const [appended] = await this.#insertEvents(tx, [
         { ...event, data: { ...event.data, changed, desiredVersion } },
       ]);
@@ -286,11 +242,91 @@ export class Store {
           )
         ).rows,
       );
-      const desiredVersion = await this.#desiredVersion(client, true);
+      const desiredVersion = await this.#desiredVersion(tx, true);
       const [appended] = await this.#insertEvents(tx, [
         { ...event, data: { ...event.data, nonce, desiredVersion } },
       ]);
       return { nonce, desiredVersion, event: appended as WorldEvent };
+    });
+  }
+
+  /**
+   * The desired version and when each agent last reported: enough to tell cheaply whether the
+   * routing table may have changed since it was built (a version bump, an agent falling silent).
+   */
+  async liveness(): Promise<{ desiredVersion: number; agents: { zone: string; lastHeartbeatMs: number }[] }> {
+    const rows = await this.#db.query<{
+      desired_version: string;
+      zone: string | null;
+      last_heartbeat: Date | null;
+    }>(
+      `SELECT w.desired_version, a.zone, a.last_heartbeat FROM world w LEFT JOIN agents a ON true ORDER BY a.zone`,
+    );
+    return {
+      desiredVersion: Number(row(rows).desired_version),
+      agents: rows.flatMap((r) =>
+        r.zone === null || r.last_heartbeat === null
+          ? []
+          : [{ zone: r.zone, lastHeartbeatMs: r.last_heartbeat.getTime() }],
+      ),
+    };
+  }
+
+  /** Active drains, oldest first. */
+  async drains(): Promise<Drain[]> {
+    const rows = await this.#db.query<DrainRow>(`SELECT ${DRAIN_COLUMNS} FROM drains ORDER BY n`);
+    return rows.map(toDrain);
+  }
+
+  /**
+   * Drains `target` as of now, bumps the desired version and appends the event `event(drain)` (its
+   * data gains `drain`, `target` and `desiredVersion`). When the target is already drained nothing
+   * changes and the drain in the way is returned (undefined if it went away meanwhile).
+   */
+  async createDrain(
+    target: DrainTarget,
+    reason: string,
+    event: (drain: Drain) => NewEvent,
+  ): Promise<DrainCreation> {
+    return await this.#db.transaction(async (tx): Promise<DrainCreation> => {
+      const { client } = tx;
+      // ON CONFLICT waits for a concurrent insert of the same target, so two racing requests
+      // create one drain and the other learns which.
+      const inserted = await client.query<DrainRow>(
+        `INSERT INTO drains (kind, target, reason, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, target) DO NOTHING RETURNING ${DRAIN_COLUMNS}`,
+        [target.kind, target.id, reason, new Date(this.#clock())],
+      );
+      const created = inserted.rows[0];
+      if (!created) {
+        const existing = await client.query<DrainRow>(
+          `SELECT ${DRAIN_COLUMNS} FROM drains WHERE kind = $1 AND target = $2`,
+          [target.kind, target.id],
+        );
+        return { created: false, existing: existing.rows.map(toDrain)[0] };
+      }
+      const drain = toDrain(created);
+      return { created: true, drain, ...(await this.#drainChanged(tx, drain, event(drain))) };
+    });
+  }
+
+  /**
+   * Removes the drain `drain-<n>`, bumps the desired version and appends `event(drain)`. Undefined
+   * when there is no such drain.
+   */
+  async removeDrain(
+    n: number,
+    event: (drain: Drain) => NewEvent,
+  ): Promise<{ drain: Drain; desiredVersion: number; event: WorldEvent } | undefined> {
+    return await this.#db.transaction(async (tx) => {
+      const deleted = await tx.client.query<DrainRow>(
+        `DELETE FROM drains WHERE n = $1 RETURNING ${DRAIN_COLUMNS}`,
+        [n],
+      );
+      const removed = deleted.rows[0];
+      if (!removed) return undefined;
+      const drain = toDrain(removed);
+      return { drain, ...(await this.#drainChanged(tx, drain, event(drain))) };
     });
   }
 
@@ -369,11 +405,24 @@ export class Store {
     };
   }
 
-  async #desiredVersion(client: Tx["client"], bump: boolean): Promise<number> {
+  async #desiredVersion(tx: Tx, bump: boolean): Promise<number> {
     const sql = bump
       ? "UPDATE world SET desired_version = desired_version + 1 RETURNING desired_version"
       : "SELECT desired_version FROM world";
-    return Number(row((await client.query<{ desired_version: string }>(sql)).rows).desired_version);
+    if (bump) tx.afterCommit(this.#onDesiredChange);
+    return Number(row((await tx.client.query<{ desired_version: string }>(sql)).rows).desired_version);
+  }
+
+  async #drainChanged(
+    tx: Tx,
+    drain: Drain,
+    event: NewEvent,
+  ): Promise<{ desiredVersion: number; event: WorldEvent }> {
+    const desiredVersion = await this.#desiredVersion(tx, true);
+    const [appended] = await this.#insertEvents(tx, [
+      { ...event, data: { ...event.data, drain: drain.id, target: drain.target, desiredVersion } },
+    ]);
+    return { desiredVersion, event: appended as WorldEvent };
   }
 
   async #insertEvents(tx: Tx, events: readonly NewEvent[]): Promise<WorldEvent[]> {

@@ -1,7 +1,8 @@
 /**
- * Helpers for controller tests: tokens, a settable clock, and heartbeats that report every process
- * of a zone the way a healthy agent would.
+ * Helpers for controller tests: tokens, a settable clock, heartbeats that report every process
+ * of a zone the way a healthy agent would, and a client for server-sent-event streams.
  */
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, DatabaseReport, Heartbeat, ProcessReport } from "../world/contracts.js";
 import type { Layout } from "../world/layout.js";
@@ -90,4 +91,132 @@ export function healthyHeartbeat(
     databases,
     events: extra.events ?? [],
   };
+}
+
+/** One server-sent event as received. */
+export interface SseEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+/** A live SSE stream over a real socket, collecting what arrives until closed. */
+export interface SseClient {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Events received so far, in order. */
+  readonly events: readonly SseEvent[];
+  /** Comment lines (`: keep-alive`) received so far, without the colon. */
+  readonly comments: readonly string[];
+  /** The raw text received so far (the whole body for a refused stream). */
+  text(): string;
+  /** Resolves once the server ended the stream or the client closed it. */
+  readonly ended: Promise<void>;
+  /**
+   * The first event at index `from` or later that `match` accepts, waiting for it up to `timeoutMs`
+   * (5000 by default); rejects naming what arrived instead.
+   */
+  waitFor(
+    match: (e: SseEvent) => boolean,
+    options?: { from?: number; timeoutMs?: number },
+  ): Promise<SseEvent & { index: number }>;
+  /** Waits up to `timeoutMs` (5000 by default) for a comment that `match` accepts. */
+  waitForComment(match: (comment: string) => boolean, timeoutMs?: number): Promise<void>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** Opens `url` as an event stream with a bearer token; resolves once the response headers arrived. */
+export function openSse(url: string, token: string): Promise<SseClient> {
+  return new Promise((resolve, reject) => {
+    const events: SseEvent[] = [];
+    const comments: string[] = [];
+    let text = "";
+    let buffer = "";
+    let wake: (() => void)[] = [];
+    let endedResolve: () => void = () => {};
+    const ended = new Promise<void>((r) => {
+      endedResolve = r;
+    });
+    const waitUntil = async (done: () => boolean, timeoutMs: number, what: () => string) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!done()) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, Math.min(left, 50));
+          wake.push(() => {
+            clearTimeout(timer);
+            r();
+          });
+        });
+      }
+    };
+    // agent: false: the connection is the stream's own and closes with it.
+    const req = httpRequest(
+      url,
+      { agent: false, headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" } },
+      (res) => {
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          text += chunk;
+          buffer += chunk;
+          let end = buffer.indexOf("\n\n");
+          while (end >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let event = "message";
+            const data: string[] = [];
+            for (const line of block.split("\n")) {
+              if (line.startsWith(":")) comments.push(line.slice(1).trim());
+              else if (line.startsWith("event:")) event = line.slice(6).trim();
+              else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+            }
+            if (data.length > 0) events.push({ event, data: data.join("\n") });
+            end = buffer.indexOf("\n\n");
+          }
+          const woken = wake;
+          wake = [];
+          for (const w of woken) w();
+        });
+        res.on("end", endedResolve);
+        res.on("close", endedResolve);
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          events,
+          comments,
+          text: () => text,
+          ended,
+          async waitFor(match, options = {}) {
+            const from = options.from ?? 0;
+            const timeoutMs = options.timeoutMs ?? 5_000;
+            const find = () => events.findIndex((e, i) => i >= from && match(e));
+            await waitUntil(
+              () => find() >= 0,
+              timeoutMs,
+              () => `a matching event after #${from}; got ${events.length} events: ${text.slice(-300)}`,
+            );
+            const index = find();
+            return { ...(events[index] as SseEvent), index };
+          },
+          async waitForComment(match, timeoutMs = 5_000) {
+            await waitUntil(
+              () => comments.some(match),
+              timeoutMs,
+              () => `a matching comment; got ${JSON.stringify(comments)}`,
+            );
+          },
+          close() {
+            req.destroy();
+            endedResolve();
+          },
+        });
+      },
+    );
+    req.on("error", (err) => {
+      endedResolve();
+      reject(err);
+    });
+    req.end();
+  });
 }

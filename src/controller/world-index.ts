@@ -5,7 +5,7 @@
  */
 import type { Topology } from "../topology/model.js";
 import type { CellState } from "../world/contracts.js";
-import type { Layout } from "../world/layout.js";
+import type { InstanceSlot, Layout } from "../world/layout.js";
 
 export type ProcessKind = "database" | "writer" | "instance";
 
@@ -31,6 +31,8 @@ export class WorldIndex {
   readonly cells: ReadonlySet<string>;
   readonly zones: ReadonlySet<string>;
   readonly regions: ReadonlySet<string>;
+  /** Every instance slot of the layout by its id (`app/cell-0/r1/0`, no `instance:` prefix). */
+  readonly instances: ReadonlyMap<string, InstanceSlot>;
   /** Every process of the layout by id, in layout order. */
   readonly processes: ReadonlyMap<string, PlacedProcess>;
   readonly #byZone: ReadonlyMap<string, readonly PlacedProcess[]>;
@@ -42,6 +44,7 @@ export class WorldIndex {
     this.cells = new Set(topology.cells.list.map((c) => c.id));
     this.zones = new Set(layout.zones.map((z) => z.id));
     this.regions = new Set(layout.regions.map((r) => r.name));
+    this.instances = new Map(layout.instances.map((i) => [i.id, i]));
     this.#cellOrder = new Map(topology.cells.list.map((c) => [c.id, c.index]));
     const processes = new Map<string, PlacedProcess>();
     const add = (kind: ProcessKind, slot: { id: string; cell: string; region: string; zone: string }) => {

@@ -84,12 +84,24 @@ export const ERROR_CODES = {
   RINGFENCE_PAYLOAD_TOO_LARGE: {
     status: 413,
     retryable: false,
-    description: "An API request body is larger than the controller accepts (1 MiB).",
+    description: "An API request body is larger than the controller accepts (1 MiB; 16 MiB for telemetry).",
   },
   RINGFENCE_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     retryable: false,
     description: "An API request body is not sent as `application/json`.",
+  },
+  RINGFENCE_ALREADY_DRAINED: {
+    status: 409,
+    retryable: false,
+    description:
+      "The region, zone or instance is already drained; the message names the drain. Remove it first or leave it.",
+  },
+  RINGFENCE_TOO_MANY_STREAMS: {
+    status: 503,
+    retryable: true,
+    description:
+      "The controller already serves as many live streams as it allows; retry later (routers keep their table meanwhile).",
   },
   RINGFENCE_CONTROL_DB_UNAVAILABLE: {
     status: 503,

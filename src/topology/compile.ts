@@ -66,6 +66,7 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
         latencyThresholdMs: slo.latency,
         latencyPercentile: slo.latencyPercentile / 100,
         writes,
+        hedge: slo.hedge,
         dependencies: [...new Set([...s.dependencies, ...slo.dependencies])],
         // A fallback is read-only, so it never serves a scenario that writes.
         fallbackCovers:
@@ -105,7 +106,16 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
     regions,
     zones: regions.flatMap((r) => r.zones),
     cells: { count, replicas, buckets, syncQuorum: syncQuorumOf(raw.cells, replicas), list: cells },
-    routers: { perRegion: raw.routers.perRegion },
+    routers: {
+      perRegion: raw.routers.perRegion,
+      tenantHeader: raw.routers.tenantHeader,
+      tenantPathPrefix: raw.routers.tenantPathPrefix,
+      maxInFlightPerCell: raw.routers.maxInFlightPerCell,
+      tryTimeoutMs: raw.routers.tryTimeout,
+      deadlineMs: raw.routers.deadline,
+      maxAttempts: raw.routers.maxAttempts,
+      lastKnownGoodTtlMs: raw.routers.lastKnownGoodTtl,
+    },
     services,
     dependencies: raw.dependencies.map((d) => ({
       name: d.name,

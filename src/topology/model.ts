@@ -56,6 +56,8 @@ export interface Slo {
   readonly dependencies: readonly string[];
   /** Whether the service's fallback can serve this scenario (all its routes are fallback routes). */
   readonly fallbackCovers: boolean;
+  /** Whether routers hedge idempotent reads of this scenario to another region after its p95 latency. */
+  readonly hedge: boolean;
 }
 
 export interface Fallback {
@@ -126,7 +128,16 @@ export interface Topology {
     readonly syncQuorum: number;
     readonly list: readonly Cell[];
   };
-  readonly routers: { readonly perRegion: number };
+  readonly routers: {
+    readonly perRegion: number;
+    readonly tenantHeader: string;
+    readonly tenantPathPrefix: string | undefined;
+    readonly maxInFlightPerCell: number;
+    readonly tryTimeoutMs: number;
+    readonly deadlineMs: number;
+    readonly maxAttempts: number;
+    readonly lastKnownGoodTtlMs: number;
+  };
   readonly services: readonly Service[];
   readonly dependencies: readonly Dependency[];
   readonly notifications: readonly NotificationChannel[];

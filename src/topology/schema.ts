@@ -137,6 +137,7 @@ const sloSchema = z.strictObject({
     .max(100, { error: (iss) => `must be at most 100; got ${JSON.stringify(iss.input)}` })
     .default(99),
   writes: z.boolean().optional(),
+  hedge: z.boolean().default(false),
   dependencies: z.array(name("dependency")).default([]),
 });
 
@@ -250,9 +251,33 @@ export const failoverSchema = z
   })
   .default({ detection: 3_000, promotion: 2_000 });
 
+const ROUTER_DEFAULTS = {
+  perRegion: 2,
+  tenantHeader: "X-Tenant",
+  maxInFlightPerCell: 1_000,
+  tryTimeout: 10_000,
+  deadline: 30_000,
+  maxAttempts: 3,
+  lastKnownGoodTtl: 7 * 86_400_000,
+};
 export const routersSchema = z
-  .strictObject({ perRegion: count(1, 1_000).default(2) })
-  .default({ perRegion: 2 });
+  .strictObject({
+    perRegion: count(1, 1_000).default(ROUTER_DEFAULTS.perRegion),
+    tenantHeader: z
+      .string()
+      .regex(/^[A-Za-z0-9-]{1,64}$/, { error: "must be an HTTP header name such as X-Tenant" })
+      .default(ROUTER_DEFAULTS.tenantHeader),
+    tenantPathPrefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._-]+\/$/, { error: 'must be a path prefix such as "/t/" (the tenant follows it)' })
+      .optional(),
+    maxInFlightPerCell: count(1, 1_000_000).default(ROUTER_DEFAULTS.maxInFlightPerCell),
+    tryTimeout: duration().default(ROUTER_DEFAULTS.tryTimeout),
+    deadline: duration().default(ROUTER_DEFAULTS.deadline),
+    maxAttempts: count(1, 10).default(ROUTER_DEFAULTS.maxAttempts),
+    lastKnownGoodTtl: duration().default(ROUTER_DEFAULTS.lastKnownGoodTtl),
+  })
+  .default(ROUTER_DEFAULTS);
 
 export const loadSchema = z.strictObject({ tenants: count(1).default(1_000) }).default({ tenants: 1_000 });
 

@@ -86,7 +86,25 @@ export interface Heartbeat {
   readonly events: readonly AgentEvent[];
 }
 
-/** What routers need, from `GET /v1/routing` (reader token). */
+/** What a drain takes out of routing: a whole region, a zone (`us-east/a`) or one instance slot id. */
+export interface DrainTarget {
+  readonly kind: "region" | "zone" | "instance";
+  readonly id: string;
+}
+
+/** An operator's drain (`POST /v1/drains`, operator token), until removed (`DELETE /v1/drains/:id`). */
+export interface Drain {
+  /** `drain-<n>`. */
+  readonly id: string;
+  readonly target: DrainTarget;
+  readonly reason: string;
+  readonly createdAt: string;
+}
+
+/**
+ * What routers need, from `GET /v1/routing` (reader token), or pushed as server-sent events
+ * (`event: routing`, the whole table as data) by `GET /v1/routing/stream` whenever it changes.
+ */
 export interface RoutingTable {
   readonly version: number;
   readonly generatedAt: string;
@@ -96,6 +114,45 @@ export interface RoutingTable {
   readonly cells: readonly CellState[];
   /** Health of each instance slot id (no `instance:` prefix) as its agent last reported it (unknown when not reported). */
   readonly health: Readonly<Record<string, Health>>;
+  /** Active drains: routers send nothing to drained regions, zones or instances. */
+  readonly drains: readonly Drain[];
+}
+
+/** Aggregated router telemetry for one (service, route, cell, region served, version, status) in a window. */
+export interface TelemetryRow {
+  readonly service: string;
+  /** The route pattern matched, e.g. `GET /users/:id`, or `other`. */
+  readonly route: string;
+  readonly cell: string;
+  /** Region of the instance that answered (or the router's own region when none did). */
+  readonly regionServed: string;
+  readonly version: string;
+  readonly status: number;
+  readonly requests: number;
+  /** Extra upstream attempts made for these requests. */
+  readonly retries: number;
+  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number; readonly sum: number };
+}
+
+/** Per-tenant counts in a window (for per-tenant SLIs). */
+export interface TenantRow {
+  readonly tenant: string;
+  readonly cell: string;
+  readonly service: string;
+  readonly route: string;
+  readonly requests: number;
+  /** Answers with status ≥ 500 (the tenant saw a failure). */
+  readonly errors: number;
+}
+
+/** `POST /v1/telemetry` (agent token): one router's requests over one window (10 s by default). */
+export interface TelemetryWindow {
+  /** The router's region. */
+  readonly router: string;
+  readonly windowStart: string;
+  readonly windowMs: number;
+  readonly rows: readonly TelemetryRow[];
+  readonly tenants: readonly TenantRow[];
 }
 
 /** `POST /v1/routers/:region/heartbeat` (agent token): a router's own state, for status. */

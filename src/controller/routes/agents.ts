@@ -115,7 +115,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ControllerContext
           message: e.message,
           data: e.data ?? {},
         }));
-        await ctx.store.recordAgentHeartbeat(zone, agentReport(body), events);
+        const report = agentReport(body);
+        await ctx.store.recordAgentHeartbeat(zone, report, events);
+        // After the commit, so a stream that rebuilds the table sees this report.
+        ctx.routing.heartbeat(zone, report.processes);
         return reply.code(204).send();
       },
     );

@@ -36,7 +36,8 @@ const RESTART_RESPONSE = {
   },
 } as const;
 
-const operatorData = (request: FastifyRequest, action: string, reason: string) => ({
+/** What every operator action records: the action, the operator's reason and the client's address. */
+export const operatorData = (request: FastifyRequest, action: string, reason: string) => ({
   action,
   reason,
   ip: request.ip,

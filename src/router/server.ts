@@ -1,0 +1,518 @@
+/**
+ * The router: the front door of a region. Each request goes through small composed pieces:
+ *
+ *   tenant (header or path prefix) → bucket → cell (routing table) → route (service, hedging,
+ *   fallback) → load shedding (in-flight bound per cell) → upstream choice (own region first, then
+ *   nearest; least outstanding; skipping drained, unhealthy and ejected instances) → attempt, with
+ *   retries for idempotent requests to another instance (another zone, then another region) within
+ *   a retry budget, jittered backoff honouring Retry-After, a per-try timeout and an overall
+ *   deadline → optional hedge to another region after the route's p95 → the service's fallback
+ *   when the cell has no healthy instance → telemetry.
+ *
+ * The hot path is node:http with undici connection pools and no framework.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { pipeline } from "node:stream/promises";
+import { Pool } from "undici";
+import type { Topology } from "../topology/model.js";
+import { tenantBucket } from "../topology/placement.js";
+import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
+import {
+  LatencyTracker,
+  LoadShedder,
+  OutlierDetector,
+  type OutlierOptions,
+  parseRetryAfter,
+  parseTenant,
+  RetryBudget,
+  retryDelayMs,
+} from "./policy/index.js";
+import { RouteTable } from "./routes.js";
+import type { LiveTable, TableClient } from "./table.js";
+import type { Telemetry } from "./telemetry.js";
+
+export interface RouterServerOptions {
+  readonly region: string;
+  readonly topology: Topology;
+  readonly layout: Layout;
+  readonly table: TableClient;
+  readonly telemetry: Telemetry;
+  /** Largest request body accepted (413 beyond). Default 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Largest request head accepted (431 beyond). Default 16 KiB. */
+  readonly maxHeaderBytes?: number;
+  /** Time a client has to send its request head (408 after). Default 10 s. */
+  readonly headersTimeoutMs?: number;
+  /** Overrides of the outlier detector's defaults (tests shorten ejection times). */
+  readonly outlier?: Partial<OutlierOptions>;
+  readonly now?: () => number;
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
+/** Connection errors after which no byte of the request reached the upstream. */
+const NOT_SENT = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+
+interface Upstream {
+  readonly slot: InstanceSlot;
+  readonly target: Endpoint;
+  readonly pool: Pool;
+  outstanding: number;
+}
+
+interface AttemptArgs {
+  readonly groups: Upstream[][];
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Buffer | undefined;
+  readonly idempotent: boolean;
+  readonly match: { readonly route: string; readonly hedge: boolean; readonly service: string };
+  readonly cell: string;
+  readonly fallback: boolean;
+}
+
+type AttemptResult =
+  | { kind: "response"; upstream: Upstream; status: number; headers: Record<string, string | string[] | undefined>; body: NodeJS.ReadableStream & { destroy(): void } }
+  | { kind: "error"; upstream: Upstream; error: Error & { code?: string }; notSent: boolean };
+
+export class RouterServer {
+  #options: RouterServerOptions;
+  #server: Server | undefined;
+  #routes: RouteTable;
+  #upstreams = new Map<string, Upstream>();
+  #order: string[];
+  #budget = new RetryBudget();
+  #outliers: OutlierDetector;
+  #shedder: LoadShedder;
+  #latency = new Map<string, LatencyTracker>();
+  #rotation = 0;
+  #tenantHeader: string;
+  /** Requests answered and those answered with a status ≥ 500, since start. */
+  readonly counts = { requests: 0, errors: 0 };
+
+  constructor(options: RouterServerOptions) {
+    this.#options = options;
+    const { topology, layout, region } = options;
+    const own = topology.regions.find((r) => r.name === region);
+    if (!own) throw new Error(`unknown region ${region}`);
+    this.#order = [
+      own.name,
+      ...topology.regions
+        .filter((r) => r.name !== own.name)
+        .sort((a, b) => (own.latencyMs[a.name] ?? 0) - (own.latencyMs[b.name] ?? 0) || a.name.localeCompare(b.name))
+        .map((r) => r.name),
+    ];
+    this.#routes = new RouteTable(topology);
+    this.#tenantHeader = topology.routers.tenantHeader.toLowerCase();
+    const now = options.now ?? Date.now;
+    this.#outliers = new OutlierDetector({ now, ...options.outlier });
+    this.#shedder = new LoadShedder({ limit: topology.routers.maxInFlightPerCell });
+    for (const slot of layout.instances) {
+      this.#outliers.register(slot.id, `${slot.service}/${slot.cell}/${slot.region}/${slot.kind}`);
+    }
+  }
+
+  async listen(endpoint: Endpoint): Promise<Endpoint> {
+    const server = createServer(
+      {
+        maxHeaderSize: this.#options.maxHeaderBytes ?? 16_384,
+        keepAliveTimeout: 65_000,
+        headersTimeout: this.#options.headersTimeoutMs ?? 10_000,
+        requestTimeout: 0,
+        // How often slow clients are checked against headersTimeout (Node's default is 30 s).
+        connectionsCheckingInterval: Math.min(1_000, this.#options.headersTimeoutMs ?? 10_000),
+      },
+      (req, res) => {
+        this.#handle(req, res).catch((err: Error) => this.#fail(res, 500, "RINGFENCE_INTERNAL", `router error: ${err.message}`));
+      },
+    );
+    server.on("clientError", (err: Error & { code?: string }, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const body = JSON.stringify({ error: { code: status === 431 ? "RINGFENCE_HEADERS_TOO_LARGE" : status === 408 ? "RINGFENCE_REQUEST_TIMEOUT" : "RINGFENCE_BAD_REQUEST", message: err.message } });
+      socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(endpoint.port, endpoint.host, () => resolve());
+    });
+    this.#server = server;
+    const address = server.address();
+    return typeof address === "object" && address ? { host: address.address, port: address.port } : endpoint;
+  }
+
+  /** The router's own state, for its health endpoint and heartbeats. */
+  health(): Record<string, unknown> {
+    const live = this.#options.table.current();
+    const stale = this.#options.table.stale;
+    return {
+      status: live ? (stale ? "degraded" : "ok") : "no-table",
+      region: this.#options.region,
+      table: live ? { version: live.table.version, ageMs: this.#options.table.ageMs(), stale } : null,
+      reason: !live ? "no routing table (never received, or older than the last-known-good TTL)" : stale ? "serving from the last-known-good routing table: the controller is unreachable" : undefined,
+      ejected: this.#outliers.ejected(),
+      retryBudget: this.#budget.stats(),
+    };
+  }
+
+  #upstream(slot: InstanceSlot): Upstream {
+    let u = this.#upstreams.get(slot.id);
+    if (!u) {
+      const target = reach(this.#options.layout, this.#options.region, slot.region, slot);
+      u = {
+        slot,
+        target,
+        pool: new Pool(`http://${target.host}:${target.port}`, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 }),
+        outstanding: 0,
+      };
+      this.#upstreams.set(slot.id, u);
+    }
+    return u;
+  }
+
+  /** Eligible instances of a cell for a service, ordered: own region first, then nearest. */
+  #eligible(live: LiveTable, service: string, cell: string, kind: InstanceSlot["kind"]): Upstream[][] {
+    const byRegion: Upstream[][] = [];
+    for (const region of this.#order) {
+      if (live.drained.has(region)) continue;
+      const list: Upstream[] = [];
+      for (const slot of this.#options.layout.instances) {
+        if (slot.cell !== cell || slot.service !== service || slot.kind !== kind || slot.region !== region) continue;
+        if (live.drained.has(slot.zone) || live.drained.has(slot.id)) continue;
+        if (live.table.health[slot.id] === "unhealthy") continue;
+        if (this.#outliers.isEjected(slot.id)) continue;
+        list.push(this.#upstream(slot));
+      }
+      if (list.length > 0) byRegion.push(list);
+    }
+    return byRegion;
+  }
+
+  /** Least outstanding in the nearest region with a candidate not yet tried; another zone first for retries. */
+  #choose(groups: Upstream[][], tried: Set<string>, previous: Upstream | undefined): Upstream | undefined {
+    for (const group of groups) {
+      let best: Upstream | undefined;
+      let bestScore = Number.POSITIVE_INFINITY;
+      const n = group.length;
+      const offset = this.#rotation++ % n;
+      for (let k = 0; k < n; k++) {
+        const u = group[(offset + k) % n] as Upstream;
+        if (tried.has(u.slot.id)) continue;
+        // Prefer another zone than the previous attempt's: same-zone failures are often shared.
+        const score = u.outstanding * 2 + (previous && u.slot.zone === previous.slot.zone ? 1 : 0);
+        if (score < bestScore) {
+          best = u;
+          bestScore = score;
+        }
+      }
+      if (best) return best;
+    }
+    return undefined;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = req.url ?? "/";
+    if (url.startsWith("/_ringfence/")) return await this.#admin(url, res);
+    const tenantResult = parseTenant(
+      { headers: req.headers, path: url },
+      { header: this.#tenantHeader, ...(this.#options.topology.routers.tenantPathPrefix ? { pathPrefix: this.#options.topology.routers.tenantPathPrefix } : {}) },
+    );
+    if (!tenantResult.ok) return this.#fail(res, 400, tenantResult.code, tenantResult.message);
+    const live = this.#options.table.current();
+    if (!live) return this.#fail(res, 503, "RINGFENCE_NO_ROUTING_TABLE", "the router has no routing table yet (or it outlived its last-known-good TTL)", 1);
+    const { tenant } = tenantResult;
+    const path = tenantResult.path;
+    const cell = `cell-${live.buckets[tenantBucket(tenant, live.buckets.length)]}`;
+    const method = req.method ?? "GET";
+    const match = this.#routes.match(method, path.split("?")[0] ?? "/");
+    const record = (status: number, regionServed: string, retries: number) => {
+      this.counts.requests++;
+      if (status >= 500) this.counts.errors++;
+      this.#options.telemetry.record({
+        tenant,
+        cell,
+        regionServed,
+        service: match.service,
+        version: "v1",
+        route: match.route,
+        status,
+        latencyMs: performance.now() - started,
+        retries,
+      });
+    };
+    if (!this.#shedder.tryAcquire(cell)) {
+      record(503, this.#options.region, 0);
+      return this.#fail(res, 503, "RINGFENCE_SHED", `${cell} has too many requests in flight at this router; retry shortly`, 1);
+    }
+    this.#budget.requestStarted();
+    this.#options.telemetry.inFlight.inc({ cell });
+    try {
+      let body: Buffer | undefined;
+      if (method !== "GET" && method !== "HEAD") {
+        const read = await readBody(req, this.#options.maxBodyBytes ?? 1 << 20);
+        if (read === "too-large") {
+          record(413, this.#options.region, 0);
+          return this.#fail(res, 413, "RINGFENCE_BODY_TOO_LARGE", `request bodies are limited to ${this.#options.maxBodyBytes ?? 1 << 20} bytes`);
+        }
+        body = read;
+      }
+      const idempotent = IDEMPOTENT.has(method) || req.headers["idempotency-key"] !== undefined;
+      const headers = forwardHeaders(req, cell, this.#options.region);
+      let groups = this.#eligible(live, match.service, cell, "service");
+      let fallback = false;
+      if (groups.length === 0 && match.fallback) {
+        groups = this.#eligible(live, match.service, cell, "fallback");
+        fallback = true;
+      }
+      if (groups.length === 0) {
+        record(503, this.#options.region, 0);
+        return this.#fail(res, 503, "RINGFENCE_NO_HEALTHY_INSTANCE", `no healthy instance of ${match.service} in ${cell} in any region`, 1);
+      }
+      const outcome = await this.#attempts({ groups, method, path, headers, body, idempotent, match, cell, fallback });
+      if (outcome.kind === "response") {
+        res.statusCode = outcome.status;
+        for (const [k, v] of Object.entries(outcome.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) res.setHeader(k, v);
+        res.setHeader("x-ringfence-cell", cell);
+        res.setHeader("x-ringfence-served-by", outcome.upstream.slot.id);
+        if (outcome.retries > 0) res.setHeader("x-ringfence-retries", String(outcome.retries));
+        record(outcome.status, outcome.upstream.slot.region, outcome.retries);
+        await pipeline(outcome.body, res).catch(() => res.destroy());
+        return;
+      }
+      record(outcome.status, this.#options.region, outcome.retries);
+      return this.#fail(res, outcome.status, outcome.code, outcome.message, outcome.status === 503 ? 1 : undefined);
+    } finally {
+      this.#budget.requestFinished();
+      this.#shedder.release(cell);
+      this.#options.telemetry.inFlight.dec({ cell });
+    }
+  }
+
+  async #attempts(args: AttemptArgs): Promise<
+    | { kind: "response"; upstream: Upstream; status: number; headers: Record<string, string | string[] | undefined>; body: NodeJS.ReadableStream & { destroy(): void }; retries: number }
+    | { kind: "failed"; status: number; code: string; message: string; retries: number }
+  > {
+    const { topology } = this.#options;
+    const deadline = performance.now() + topology.routers.deadlineMs;
+    const tried = new Set<string>();
+    let previous: Upstream | undefined;
+    let retries = 0;
+    let previousNotSent = false;
+    let last = "no attempt made";
+    const tracker = this.#tracker(args.match.route);
+    for (let attempt = 0; attempt < topology.routers.maxAttempts; attempt++) {
+      const upstream = this.#choose(args.groups, tried, previous);
+      if (!upstream) break;
+      // The budget protects upstreams from extra load; a try whose connection was refused added
+      // none (nothing listened), so the try after it is free.
+      const budgeted = attempt > 0 && !previousNotSent;
+      if (budgeted && !this.#budget.tryAcquireRetry()) {
+        last = `${last}; retry budget exhausted`;
+        break;
+      }
+      if (attempt > 0) retries++;
+      tried.add(upstream.slot.id);
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) {
+        if (budgeted) this.#budget.retryFinished();
+        last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
+        break;
+      }
+      const hedgeAfter = args.match.hedge && (args.method === "GET" || args.method === "HEAD") ? tracker.p95() : undefined;
+      const started = performance.now();
+      const result =
+        hedgeAfter !== undefined
+          ? await this.#hedged(upstream, args, Math.min(remaining, topology.routers.tryTimeoutMs), hedgeAfter, tried)
+          : await this.#send(upstream, args, Math.min(remaining, topology.routers.tryTimeoutMs), undefined, attempt);
+      if (budgeted) this.#budget.retryFinished();
+      previous = result.upstream;
+      previousNotSent = result.kind === "error" && result.notSent;
+      if (result.kind === "response") {
+        const failed = RETRYABLE_STATUS.has(result.status);
+        if (failed) this.#outliers.recordFailure(result.upstream.slot.id);
+        else {
+          this.#outliers.recordSuccess(result.upstream.slot.id);
+          tracker.record(performance.now() - started);
+        }
+        if (!failed || !args.idempotent || attempt === topology.routers.maxAttempts - 1) {
+          return { kind: "response", upstream: result.upstream, status: result.status, headers: result.headers, body: result.body, retries };
+        }
+        discard(result.body);
+        last = `${result.upstream.slot.id} answered ${result.status}`;
+        const retryAfter = parseRetryAfter(header(result.headers["retry-after"]), Date.now());
+        await sleep(Math.min(retryAfter ?? retryDelayMs(attempt), Math.max(0, deadline - performance.now())));
+        continue;
+      }
+      this.#outliers.recordFailure(result.upstream.slot.id);
+      last = `${result.upstream.slot.id}: ${result.error.code ?? result.error.message}`;
+      if (!args.idempotent && !result.notSent) {
+        return { kind: "failed", status: 502, code: "RINGFENCE_UPSTREAM_FAILED", message: `${last} (not retried: the request is not idempotent and may have been received)`, retries };
+      }
+      await sleep(Math.min(retryDelayMs(attempt), Math.max(0, deadline - performance.now())));
+    }
+    return { kind: "failed", status: 503, code: "RINGFENCE_NO_HEALTHY_INSTANCE", message: `no instance of ${args.match.service} in ${args.cell} answered: ${last}`, retries };
+  }
+
+  /** A try, and after `hedgeAfterMs` a second one to another region; the first answer wins. */
+  async #hedged(
+    primary: Upstream,
+    args: AttemptArgs,
+    timeoutMs: number,
+    hedgeAfterMs: number,
+    tried: Set<string>,
+  ): Promise<AttemptResult> {
+    const controllers = [new AbortController()];
+    const first = this.#send(primary, args, timeoutMs, controllers[0]?.signal);
+    let timer: NodeJS.Timeout | undefined;
+    const hedge = new Promise<AttemptResult | undefined>((resolve) => {
+      timer = setTimeout(() => {
+        const other = args.groups.flat().find((u) => u.slot.region !== primary.slot.region && !tried.has(u.slot.id));
+        if (!other || !this.#budget.tryAcquireRetry()) return resolve(undefined);
+        tried.add(other.slot.id);
+        const controller = new AbortController();
+        controllers.push(controller);
+        void this.#send(other, args, timeoutMs, controller.signal, 1)
+          .then(resolve)
+          .finally(() => this.#budget.retryFinished());
+      }, hedgeAfterMs);
+    });
+    const winner = await Promise.race([first, hedge.then((r) => r ?? first)]);
+    clearTimeout(timer);
+    // Cancel the slower try.
+    for (const c of controllers) if (winner.kind === "error" || c !== controllers[controllers.length - 1]) c.abort();
+    void first.then((r) => {
+      if (r !== winner && r.kind === "response") discard(r.body);
+    });
+    return winner;
+  }
+
+  async #send(
+    upstream: Upstream,
+    args: { method: string; path: string; headers: Record<string, string | string[]>; body: Buffer | undefined },
+    timeoutMs: number,
+    signal?: AbortSignal,
+    attempt = 0,
+  ): Promise<AttemptResult> {
+    upstream.outstanding++;
+    try {
+      const res = await upstream.pool.request({
+        method: args.method as "GET",
+        path: args.path,
+        headers: attempt === 0 ? args.headers : { ...args.headers, "x-ringfence-attempt": String(attempt) },
+        body: args.body ?? null,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+      return { kind: "response", upstream, status: res.statusCode, headers: res.headers, body: res.body as unknown as NodeJS.ReadableStream & { destroy(): void } };
+    } catch (err) {
+      const error = err as Error & { code?: string };
+      return { kind: "error", upstream, error, notSent: error.code !== undefined && NOT_SENT.has(error.code) };
+    } finally {
+      upstream.outstanding--;
+    }
+  }
+
+  #tracker(route: string): LatencyTracker {
+    let t = this.#latency.get(route);
+    if (!t) {
+      t = new LatencyTracker();
+      this.#latency.set(route, t);
+    }
+    return t;
+  }
+
+  async #admin(url: string, res: ServerResponse): Promise<void> {
+    if (url === "/_ringfence/health") {
+      const health = this.health();
+      return json(res, health.status === "no-table" ? 503 : 200, health);
+    }
+    if (url === "/_ringfence/metrics" || url === "/metrics") {
+      this.#options.telemetry.tableStale.set(this.#options.table.stale ? 1 : 0);
+      this.#options.telemetry.ejected.set(this.#outliers.ejected().length);
+      const text = await this.#options.telemetry.metrics();
+      res.writeHead(200, { "content-type": this.#options.telemetry.registry.contentType });
+      res.end(text);
+      return;
+    }
+    return this.#fail(res, 404, "RINGFENCE_NOT_FOUND", `no such router endpoint: ${url}`);
+  }
+
+  #fail(res: ServerResponse, status: number, code: string, message: string, retryAfter?: number): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    json(res, status, { error: { code, message } }, retryAfter === undefined ? {} : { "retry-after": String(retryAfter) });
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    await Promise.all([...this.#upstreams.values()].map((u) => u.pool.destroy()));
+    this.#upstreams.clear();
+  }
+}
+
+function forwardHeaders(req: IncomingMessage, cell: string, region: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v !== undefined && !HOP_BY_HOP.has(k) && k !== "content-length") out[k] = v;
+  }
+  out["x-ringfence-cell"] = cell;
+  out["x-ringfence-router-region"] = region;
+  const forwarded = req.headers["x-forwarded-for"];
+  const peer = req.socket.remoteAddress ?? "";
+  out["x-forwarded-for"] = forwarded ? `${forwarded}, ${peer}` : peer;
+  return out;
+}
+
+/** Drops an upstream body we will not forward (aborting it would raise an error nobody handles). */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on("error", () => {});
+  body.resume();
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-large"> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      resolve("too-large");
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        resolve("too-large");
+      } else chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms));
+}
