@@ -20,7 +20,13 @@ interface Flags {
 
 const KINDS = ["region", "zone", "instance"] as const;
 
-async function call(stateDir: string, method: string, path: string, role: "reader" | "operator", body?: unknown): Promise<unknown> {
+async function call(
+  stateDir: string,
+  method: string,
+  path: string,
+  role: "reader" | "operator",
+  body?: unknown,
+): Promise<unknown> {
   const state = new StateDir(stateDir);
   const config = state.readConfig();
   const layout = buildLayout(loadTopology(config.topologyFile), config.addressBase);
@@ -29,12 +35,18 @@ async function call(stateDir: string, method: string, path: string, role: "reade
   try {
     res = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${state.tokens()[role]}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        authorization: `Bearer ${state.tokens()[role]}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(5_000),
     });
   } catch (err) {
-    throw new RingfenceError("RINGFENCE_WORLD_NOT_FOUND", `the controller at ${url} does not answer (${(err as Error).message}); is the world up?`);
+    throw new RingfenceError(
+      "RINGFENCE_WORLD_NOT_FOUND",
+      `the controller at ${url} does not answer (${(err as Error).message}); is the world up?`,
+    );
   }
   const text = await res.text();
   const parsed = text === "" ? {} : (JSON.parse(text) as { error?: { message?: string; code?: string } });
@@ -47,7 +59,10 @@ async function call(stateDir: string, method: string, path: string, role: "reade
 
 function requireReason(flags: Flags): string {
   if (!flags.reason || flags.reason.trim() === "") {
-    throw new RingfenceError("RINGFENCE_USAGE", "--reason: say why (it is recorded in the event log), e.g. --reason \"zone maintenance\"");
+    throw new RingfenceError(
+      "RINGFENCE_USAGE",
+      '--reason: say why (it is recorded in the event log), e.g. --reason "zone maintenance"',
+    );
   }
   return flags.reason;
 }
@@ -65,8 +80,15 @@ export function registerDrain(program: Command, io: Io, setExit: (code: number) 
       if (!(KINDS as readonly string[]).includes(kind)) {
         throw new RingfenceError("RINGFENCE_USAGE", `unknown kind "${kind}"; use one of ${KINDS.join(", ")}`);
       }
-      const drain = (await call(flags.stateDir, "POST", "/v1/drains", "operator", { target: { kind, id }, reason: requireReason(flags) })) as Drain;
-      io.stdout(flags.json ? `${JSON.stringify(drain, null, 2)}\n` : `${drain.id}: ${kind} ${id} drained on every router (undo: ringfence undrain ${drain.id} --reason ...)\n`);
+      const drain = (await call(flags.stateDir, "POST", "/v1/drains", "operator", {
+        target: { kind, id },
+        reason: requireReason(flags),
+      })) as Drain;
+      io.stdout(
+        flags.json
+          ? `${JSON.stringify(drain, null, 2)}\n`
+          : `${drain.id}: ${kind} ${id} drained on every router (undo: ringfence undrain ${drain.id} --reason ...)\n`,
+      );
       setExit(EXIT.ok);
     });
   program
@@ -76,7 +98,9 @@ export function registerDrain(program: Command, io: Io, setExit: (code: number) 
     .option("--reason <text>", "why (recorded in the event log)")
     .option("--state-dir <dir>", "the world's state directory", DEFAULT_STATE_DIR)
     .action(async (id: string, flags: Flags) => {
-      await call(flags.stateDir, "DELETE", `/v1/drains/${encodeURIComponent(id)}`, "operator", { reason: requireReason(flags) });
+      await call(flags.stateDir, "DELETE", `/v1/drains/${encodeURIComponent(id)}`, "operator", {
+        reason: requireReason(flags),
+      });
       io.stdout(`${id} removed: traffic returns within a second\n`);
       setExit(EXIT.ok);
     });
@@ -89,7 +113,9 @@ export function registerDrain(program: Command, io: Io, setExit: (code: number) 
       const { drains } = (await call(flags.stateDir, "GET", "/v1/drains", "reader")) as { drains: Drain[] };
       if (flags.json) io.stdout(`${JSON.stringify(drains, null, 2)}\n`);
       else if (drains.length === 0) io.stdout("no drains\n");
-      else for (const d of drains) io.stdout(`${d.id}  ${d.target.kind} ${d.target.id}  since ${d.createdAt}  ${d.reason}\n`);
+      else
+        for (const d of drains)
+          io.stdout(`${d.id}  ${d.target.kind} ${d.target.id}  since ${d.createdAt}  ${d.reason}\n`);
       setExit(EXIT.ok);
     });
 }

@@ -301,7 +301,10 @@ async function runAgent(flags: WorldFlags & { zone: string }, io: Io): Promise<v
 async function runRouter(flags: WorldFlags & { region: string }, io: Io): Promise<void> {
   const { state, topology, layout, tokens } = loadWorld(flags.stateDir);
   if (!layout.regions.some((r) => r.name === flags.region)) {
-    throw new RingfenceError("RINGFENCE_USAGE", `--region: unknown region "${flags.region}"; use one of ${layout.regions.map((r) => r.name).join(", ")}`);
+    throw new RingfenceError(
+      "RINGFENCE_USAGE",
+      `--region: unknown region "${flags.region}"; use one of ${layout.regions.map((r) => r.name).join(", ")}`,
+    );
   }
   const { runRouterProcess } = await import("../router/main.js");
   const router = await runRouterProcess({

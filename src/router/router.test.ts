@@ -19,7 +19,7 @@ import { RouterServer } from "./server.js";
 import { TableClient } from "./table.js";
 import { Telemetry } from "./telemetry.js";
 
-const ORIGIN = join(dirname(fileURLToPath(import.meta.url)), "test-origin.js");
+const ORIGIN = join(dirname(fileURLToPath(import.meta.url)), "origin-for-tests.js");
 const topology = parseTopology(`
 name: router-test
 regions:
@@ -33,7 +33,8 @@ services:
     command: svc
     instances: 2
     slos:
-      - { scenario: read, routes: ["GET /items/:id"], availability: 99.9, latency: 100ms, hedge: true }
+      - { scenario: read, routes: ["GET /items/:id"], availability: 99.9, latency: 100ms }
+      - { scenario: search, routes: ["GET /search/:q"], availability: 99.9, latency: 100ms, hedge: true }
       - { scenario: write, routes: ["PUT /items/:id"], availability: 99.9, latency: 100ms }
       - { scenario: order, routes: ["POST /orders"], availability: 99.9, latency: 100ms }
     fallback: { command: fb, routes: ["GET /items/:id"], instances: 1 }
@@ -50,7 +51,9 @@ const origins = new Map<string, ChildProcess>();
 async function startOrigin(slot: InstanceSlot): Promise<void> {
   const old = origins.get(slot.id);
   if (old && old.exitCode === null && old.signalCode === null) await new Promise((r) => old.once("exit", r));
-  const child = spawn(process.execPath, [ORIGIN, slot.host, String(slot.port), slot.id], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [ORIGIN, slot.host, String(slot.port), slot.id], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   origins.set(slot.id, child);
   return new Promise((resolve, reject) => {
     child.stdout?.once("data", () => resolve());
@@ -79,18 +82,29 @@ async function control(slot: InstanceSlot, change: Record<string, unknown>): Pro
 }
 
 async function originStats(slot: InstanceSlot): Promise<{ requests: number; retriesPeak: number }> {
-  return (await (await fetch(`http://${slot.host}:${slot.port}/_origin`)).json()) as { requests: number; retriesPeak: number };
+  return (await (await fetch(`http://${slot.host}:${slot.port}/_origin`)).json()) as {
+    requests: number;
+    retriesPeak: number;
+  };
 }
 
 async function get(path: string, headers: Record<string, string> = { "x-tenant": "acme" }) {
   const res = await fetch(`${url}${path}`, { headers });
   const text = await res.text();
-  return { status: res.status, servedBy: res.headers.get("x-ringfence-served-by") ?? "", text, headers: res.headers };
+  return {
+    status: res.status,
+    servedBy: res.headers.get("x-ringfence-served-by") ?? "",
+    text,
+    headers: res.headers,
+  };
 }
 
 /** Runs `workers` loops of GET requests until `stop()`; returns every status seen. */
 const failures: string[] = [];
-function load(workers: number, path = "/items/1"): { stop: () => Promise<{ statuses: number[]; servedBy: string[] }> } {
+function load(
+  workers: number,
+  path = "/items/1",
+): { stop: () => Promise<{ statuses: number[]; servedBy: string[] }> } {
   let running = true;
   const statuses: number[] = [];
   const servedBy: string[] = [];
@@ -129,7 +143,13 @@ before(async () => {
   const instanceTargets = new Set(layout.instances.map((i) => i.port));
   for (const f of wanForwards(layout)) {
     if (!instanceTargets.has(f.target.port)) continue;
-    await wan.addForward({ link: wan.link(f.from, f.to), listenHost: f.listen.host, listenPort: f.listen.port, targetHost: f.target.host, targetPort: f.target.port });
+    await wan.addForward({
+      link: wan.link(f.from, f.to),
+      listenHost: f.listen.host,
+      listenPort: f.listen.port,
+      targetHost: f.target.host,
+      targetPort: f.target.port,
+    });
   }
   table = new TableClient({ controllerUrl: "http://127.0.0.1:1", token: "t", file: join(dir, "table.json") });
   table.apply(routingTable());
@@ -185,12 +205,23 @@ test("SIGKILL of every instance of the cell in the router's region: served from 
   await new Promise((r) => setTimeout(r, 1_000));
   const during = await run.stop();
   try {
-    assert.deepEqual([...new Set(during.statuses)], [200], `a request failed: ${JSON.stringify(tally(during.statuses))} ${failures.join(" | ")}`);
-    assert.ok(during.servedBy.slice(-20).every((s) => s.includes("/r2/")), "served by the nearest other region");
+    assert.deepEqual(
+      [...new Set(during.statuses)],
+      [200],
+      `a request failed: ${JSON.stringify(tally(during.statuses))} ${failures.join(" | ")}`,
+    );
+    assert.ok(
+      during.servedBy.slice(-20).every((s) => s.includes("/r2/")),
+      "served by the nearest other region",
+    );
   } finally {
     await Promise.all(slotsIn("r1").map(startOrigin));
   }
-  await waitFor(async () => (await get("/items/9")).servedBy.includes("/r1/"), 10_000, "the router's own region to be used again");
+  await waitFor(
+    async () => (await get("/items/9")).servedBy.includes("/r1/"),
+    10_000,
+    "the router's own region to be used again",
+  );
 });
 
 test("SIGSTOP of one instance: its requests time out once, are retried elsewhere, it is ejected, none fail", async () => {
@@ -198,7 +229,17 @@ test("SIGSTOP of one instance: its requests time out once, are retried elsewhere
   origins.get(victim.id)?.kill("SIGSTOP");
   try {
     const run = load(4);
-    await waitFor(() => (router.health().ejected as string[]).includes(victim.id), 15_000, `the hung instance to be ejected (${JSON.stringify(router.health())})`);
+    const t0 = Date.now();
+    await waitFor(
+      () => (router.health().ejected as string[]).includes(victim.id),
+      15_000,
+      `the hung instance to be ejected (${JSON.stringify(router.health())}) ${Date.now() - t0}`,
+    ).catch(async (e) => {
+      const { statuses } = await run.stop();
+      throw new Error(
+        `${(e as Error).message} statuses=${JSON.stringify(tally(statuses))} now=${JSON.stringify(router.health())} victim=${JSON.stringify(router.inspect(victim.id))}`,
+      );
+    });
     const { statuses } = await run.stop();
     assert.deepEqual([...new Set(statuses)], [200], `a request failed: ${JSON.stringify(tally(statuses))}`);
   } finally {
@@ -208,7 +249,13 @@ test("SIGSTOP of one instance: its requests time out once, are retried elsewhere
 
 test("with every instance failing, retries stay within the retry budget", async () => {
   // A router of its own, so that no earlier traffic has built up budget.
-  const fresh = new RouterServer({ region: "r1", topology, layout, table, telemetry: new Telemetry({ router: "r1" }) });
+  const fresh = new RouterServer({
+    region: "r1",
+    topology,
+    layout,
+    table,
+    telemetry: new Telemetry({ router: "r1" }),
+  });
   const bound = await fresh.listen({ host: "127.0.0.1", port: 0 });
   const all = layout.instances.filter((i) => i.kind === "service");
   await Promise.all(all.map((s) => control(s, { status: 503, reset: true })));
@@ -219,7 +266,9 @@ test("with every instance failing, retries stay within the retry budget", async 
     await Promise.all(
       Array.from({ length: 50 }, async () => {
         while (next++ < requests) {
-          const res = await fetch(`http://${bound.host}:${bound.port}/items/3`, { headers: { "x-tenant": "acme" } });
+          const res = await fetch(`http://${bound.host}:${bound.port}/items/3`, {
+            headers: { "x-tenant": "acme" },
+          });
           await res.arrayBuffer();
           statuses.push(res.status);
         }
@@ -229,7 +278,10 @@ test("with every instance failing, retries stay within the retry budget", async 
     assert.ok(statuses.every((s) => s === 503));
     // Without a budget every request would make 3 attempts (900); the budget allows
     // max(3, 20% of requests) retries over its window.
-    assert.ok(attempts <= requests + Math.max(3, requests * 0.2), `${attempts} upstream attempts for ${requests} requests`);
+    assert.ok(
+      attempts <= requests + Math.max(3, requests * 0.2),
+      `${attempts} upstream attempts for ${requests} requests`,
+    );
     assert.ok((fresh.health().retryBudget as { denied: number }).denied > 0, "the budget denied retries");
   } finally {
     await Promise.all(all.map((s) => control(s, { status: 200 })));
@@ -238,11 +290,11 @@ test("with every instance failing, retries stay within the retry budget", async 
 });
 
 test("hedging: a slow read is sent to another region after the route's p95, the faster answer wins", async () => {
-  for (let i = 0; i < 40; i++) assert.equal((await get(`/items/${i}`)).status, 200); // learn the p95
+  for (let i = 0; i < 40; i++) assert.equal((await get(`/search/${i}`)).status, 200); // learn the p95
   await Promise.all(slotsIn("r1").map((s) => control(s, { delayMs: 1_500 })));
   try {
     const started = performance.now();
-    const r = await get("/items/hedged");
+    const r = await get("/search/hedged");
     const ms = performance.now() - started;
     assert.equal(r.status, 200);
     assert.doesNotMatch(r.servedBy, /\/r1\//, "answered by another region");
@@ -253,13 +305,19 @@ test("hedging: a slow read is sent to another region after the route's p95, the 
 });
 
 test("fallback: with no healthy instance anywhere, reads go to the fallback and writes get 503 with Retry-After", async () => {
-  const health = Object.fromEntries(layout.instances.map((i) => [i.id, i.kind === "service" ? ("unhealthy" as const) : ("healthy" as const)]));
+  const health = Object.fromEntries(
+    layout.instances.map((i) => [i.id, i.kind === "service" ? ("unhealthy" as const) : ("healthy" as const)]),
+  );
   table.apply(routingTable({ health }));
   try {
     const read = await get("/items/5");
     assert.equal(read.status, 200);
     assert.match(read.servedBy, /^svc-fallback\//);
-    const write = await fetch(`${url}/items/5`, { method: "PUT", headers: { "x-tenant": "acme" }, body: "{}" });
+    const write = await fetch(`${url}/items/5`, {
+      method: "PUT",
+      headers: { "x-tenant": "acme" },
+      body: "{}",
+    });
     assert.equal(write.status, 503);
     assert.equal(write.headers.get("retry-after"), "1");
   } finally {
@@ -268,7 +326,18 @@ test("fallback: with no healthy instance anywhere, reads go to the fallback and 
 });
 
 test("a drained region gets no traffic", async () => {
-  table.apply(routingTable({ drains: [{ id: "drain-1", target: { kind: "region", id: "r1" }, reason: "test", createdAt: new Date().toISOString() }] }));
+  table.apply(
+    routingTable({
+      drains: [
+        {
+          id: "drain-1",
+          target: { kind: "region", id: "r1" },
+          reason: "test",
+          createdAt: new Date().toISOString(),
+        },
+      ],
+    }),
+  );
   try {
     for (let i = 0; i < 10; i++) assert.doesNotMatch((await get(`/items/${i}`)).servedBy, /\/r1\//);
   } finally {
@@ -279,7 +348,12 @@ test("a drained region gets no traffic", async () => {
 test("load shedding: past the in-flight bound a cell gets a fast 503, not a queue", async () => {
   const small = new RouterServer({
     region: "r1",
-    topology: parseTopology(JSON.stringify({ ...JSON.parse(JSON.stringify(rawTopology())), routers: { perRegion: 1, maxInFlightPerCell: 4 } })),
+    topology: parseTopology(
+      JSON.stringify({
+        ...JSON.parse(JSON.stringify(rawTopology())),
+        routers: { perRegion: 1, maxInFlightPerCell: 4 },
+      }),
+    ),
     layout,
     table,
     telemetry: new Telemetry({ router: "r1" }),
@@ -290,14 +364,19 @@ test("load shedding: past the in-flight bound a cell gets a fast 503, not a queu
     const results = await Promise.all(
       Array.from({ length: 12 }, async () => {
         const started = performance.now();
-        const res = await fetch(`http://${bound.host}:${bound.port}/items/1`, { headers: { "x-tenant": "acme" } });
+        const res = await fetch(`http://${bound.host}:${bound.port}/items/1`, {
+          headers: { "x-tenant": "acme" },
+        });
         const body = (await res.json()) as { error?: { code: string } };
         return { status: res.status, code: body.error?.code, ms: performance.now() - started };
       }),
     );
     const shed = results.filter((r) => r.code === "RINGFENCE_SHED");
     assert.ok(shed.length >= 8, `${shed.length} shed`);
-    assert.ok(shed.every((r) => r.ms < 200 && r.status === 503), "shed requests are answered at once");
+    assert.ok(
+      shed.every((r) => r.ms < 200 && r.status === 503),
+      "shed requests are answered at once",
+    );
   } finally {
     await Promise.all(slotsIn("r1").map((s) => control(s, { delayMs: 0 })));
     await small.close();
@@ -309,13 +388,21 @@ test("bad input is rejected with the right status and no crash", async () => {
   const invalid = await get("/items/1", { "x-tenant": "bad tenant!" });
   assert.equal(invalid.status, 400);
   assert.match(invalid.text, /X-Tenant|x-tenant/);
-  const big = await fetch(`${url}/items/1`, { headers: { "x-tenant": "acme", "x-big": "a".repeat(20_000) } }).catch(() => undefined);
+  const big = await fetch(`${url}/items/1`, {
+    headers: { "x-tenant": "acme", "x-big": "a".repeat(20_000) },
+  }).catch(() => undefined);
   assert.equal(big?.status, 431);
-  const body = await fetch(`${url}/items/1`, { method: "PUT", headers: { "x-tenant": "acme" }, body: "x".repeat(2 * 1024 * 1024) });
+  const body = await fetch(`${url}/items/1`, {
+    method: "PUT",
+    headers: { "x-tenant": "acme" },
+    body: "x".repeat(2 * 1024 * 1024),
+  });
   assert.equal(body.status, 413);
   // A slow client that never finishes its headers is cut off.
   const closed = await new Promise<string>((resolve) => {
-    const s = connect(new URL(url).port ? Number(new URL(url).port) : 80, new URL(url).hostname, () => s.write("GET /items/1 HTTP/1.1\r\nx-tenant: acme\r\n"));
+    const s = connect(new URL(url).port ? Number(new URL(url).port) : 80, new URL(url).hostname, () =>
+      s.write("GET /items/1 HTTP/1.1\r\nx-tenant: acme\r\n"),
+    );
     let text = "";
     s.on("data", (d) => {
       text += d.toString();
@@ -344,7 +431,13 @@ test("bad input is rejected with the right status and no crash", async () => {
 test("static stability: without the controller the last-known-good table is used, persisted, and dropped after its TTL", async () => {
   let now = Date.now();
   const file = join(dir, "lkg.json");
-  const first = new TableClient({ controllerUrl: "http://127.0.0.1:1", token: "t", file, lastKnownGoodTtlMs: 60_000, now: () => now });
+  const first = new TableClient({
+    controllerUrl: "http://127.0.0.1:1",
+    token: "t",
+    file,
+    lastKnownGoodTtlMs: 60_000,
+    now: () => now,
+  });
   first.apply(routingTable());
   assert.ok(first.current());
   now += 59_000;
@@ -353,17 +446,34 @@ test("static stability: without the controller the last-known-good table is used
   assert.equal(first.current(), undefined, "dropped after the TTL");
   // A restarted router comes up from the persisted table alone (the controller is unreachable).
   now = Date.now();
-  const restarted = new TableClient({ controllerUrl: "http://127.0.0.1:1", token: "t", file, lastKnownGoodTtlMs: 3_600_000, now: () => now });
+  const restarted = new TableClient({
+    controllerUrl: "http://127.0.0.1:1",
+    token: "t",
+    file,
+    lastKnownGoodTtlMs: 3_600_000,
+    now: () => now,
+  });
   await restarted.start();
   try {
     assert.ok(restarted.current(), "loaded from disk");
     assert.equal(restarted.stale, true);
-    const r2 = new RouterServer({ region: "r1", topology, layout, table: restarted, telemetry: new Telemetry({ router: "r1" }) });
+    const r2 = new RouterServer({
+      region: "r1",
+      topology,
+      layout,
+      table: restarted,
+      telemetry: new Telemetry({ router: "r1" }),
+    });
     const bound = await r2.listen({ host: "127.0.0.1", port: 0 });
     try {
-      const res = await fetch(`http://${bound.host}:${bound.port}/items/1`, { headers: { "x-tenant": "acme" } });
+      const res = await fetch(`http://${bound.host}:${bound.port}/items/1`, {
+        headers: { "x-tenant": "acme" },
+      });
       assert.equal(res.status, 200);
-      const health = (await (await fetch(`http://${bound.host}:${bound.port}/_ringfence/health`)).json()) as { status: string; table: { stale: boolean } };
+      const health = (await (await fetch(`http://${bound.host}:${bound.port}/_ringfence/health`)).json()) as {
+        status: string;
+        table: { stale: boolean };
+      };
       assert.equal(health.status, "degraded");
       assert.equal(health.table.stale, true);
     } finally {

@@ -29,14 +29,18 @@ export class RouteTable {
     this.#routes = topology.services.flatMap((s) =>
       s.slos.flatMap((slo) => slo.routes.map((r) => compile(s.name, r.method, r.path, slo.hedge))),
     );
-    this.#fallbacks = topology.services.flatMap((s) => (s.fallback?.routes ?? []).map((r) => compile(s.name, r.method, r.path, false)));
+    this.#fallbacks = topology.services.flatMap((s) =>
+      (s.fallback?.routes ?? []).map((r) => compile(s.name, r.method, r.path, false)),
+    );
     this.#defaultService = topology.services[0]?.name ?? "";
   }
 
   match(method: string, path: string): RouteMatch {
     const route = this.#routes.find((r) => (r.method === "*" || r.method === method) && r.pattern.test(path));
     const service = route?.service ?? this.#defaultService;
-    const fallback = this.#fallbacks.some((r) => r.service === service && (r.method === "*" || r.method === method) && r.pattern.test(path));
+    const fallback = this.#fallbacks.some(
+      (r) => r.service === service && (r.method === "*" || r.method === method) && r.pattern.test(path),
+    );
     return { service, route: route?.name ?? "other", hedge: route?.hedge ?? false, fallback };
   }
 }
@@ -44,7 +48,9 @@ export class RouteTable {
 function compile(service: string, method: string, path: string, hedge: boolean): CompiledRoute {
   const source = path
     .split("/")
-    .map((seg) => (seg.startsWith(":") ? "[^/]+" : seg === "*" ? ".*" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .map((seg) =>
+      seg.startsWith(":") ? "[^/]+" : seg === "*" ? ".*" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+    )
     .join("/");
   return { service, method, name: `${method} ${path}`, pattern: new RegExp(`^${source}$`), hedge };
 }

@@ -49,10 +49,25 @@ export interface RouterServerOptions {
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "host",
+]);
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 /** Connection errors after which no byte of the request reached the upstream. */
-const NOT_SENT = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+const NOT_SENT = new Set([
+  "ECONNREFUSED",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+]);
 
 interface Upstream {
   readonly slot: InstanceSlot;
@@ -74,7 +89,13 @@ interface AttemptArgs {
 }
 
 type AttemptResult =
-  | { kind: "response"; upstream: Upstream; status: number; headers: Record<string, string | string[] | undefined>; body: NodeJS.ReadableStream & { destroy(): void } }
+  | {
+      kind: "response";
+      upstream: Upstream;
+      status: number;
+      headers: Record<string, string | string[] | undefined>;
+      body: NodeJS.ReadableStream & { destroy(): void };
+    }
   | { kind: "error"; upstream: Upstream; error: Error & { code?: string }; notSent: boolean };
 
 export class RouterServer {
@@ -101,7 +122,10 @@ export class RouterServer {
       own.name,
       ...topology.regions
         .filter((r) => r.name !== own.name)
-        .sort((a, b) => (own.latencyMs[a.name] ?? 0) - (own.latencyMs[b.name] ?? 0) || a.name.localeCompare(b.name))
+        .sort(
+          (a, b) =>
+            (own.latencyMs[a.name] ?? 0) - (own.latencyMs[b.name] ?? 0) || a.name.localeCompare(b.name),
+        )
         .map((r) => r.name),
     ];
     this.#routes = new RouteTable(topology);
@@ -125,14 +149,29 @@ export class RouterServer {
         connectionsCheckingInterval: Math.min(1_000, this.#options.headersTimeoutMs ?? 10_000),
       },
       (req, res) => {
-        this.#handle(req, res).catch((err: Error) => this.#fail(res, 500, "RINGFENCE_INTERNAL", `router error: ${err.message}`));
+        this.#handle(req, res).catch((err: Error) =>
+          this.#fail(res, 500, "RINGFENCE_INTERNAL", `router error: ${err.message}`),
+        );
       },
     );
     server.on("clientError", (err: Error & { code?: string }, socket) => {
       if (!socket.writable) return socket.destroy();
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      const body = JSON.stringify({ error: { code: status === 431 ? "RINGFENCE_HEADERS_TOO_LARGE" : status === 408 ? "RINGFENCE_REQUEST_TIMEOUT" : "RINGFENCE_BAD_REQUEST", message: err.message } });
-      socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const status =
+        err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const body = JSON.stringify({
+        error: {
+          code:
+            status === 431
+              ? "RINGFENCE_HEADERS_TOO_LARGE"
+              : status === 408
+                ? "RINGFENCE_REQUEST_TIMEOUT"
+                : "RINGFENCE_BAD_REQUEST",
+          message: err.message,
+        },
+      });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -151,10 +190,19 @@ export class RouterServer {
       status: live ? (stale ? "degraded" : "ok") : "no-table",
       region: this.#options.region,
       table: live ? { version: live.table.version, ageMs: this.#options.table.ageMs(), stale } : null,
-      reason: !live ? "no routing table (never received, or older than the last-known-good TTL)" : stale ? "serving from the last-known-good routing table: the controller is unreachable" : undefined,
+      reason: !live
+        ? "no routing table (never received, or older than the last-known-good TTL)"
+        : stale
+          ? "serving from the last-known-good routing table: the controller is unreachable"
+          : undefined,
       ejected: this.#outliers.ejected(),
       retryBudget: this.#budget.stats(),
     };
+  }
+
+  /** The outlier detector's view of one upstream (for diagnostics). */
+  inspect(id: string): unknown {
+    return { outlier: this.#outliers.inspect(id), outstanding: this.#upstreams.get(id)?.outstanding ?? null };
   }
 
   #upstream(slot: InstanceSlot): Upstream {
@@ -164,7 +212,11 @@ export class RouterServer {
       u = {
         slot,
         target,
-        pool: new Pool(`http://${target.host}:${target.port}`, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 }),
+        pool: new Pool(`http://${target.host}:${target.port}`, {
+          connections: 128,
+          pipelining: 1,
+          keepAliveTimeout: 30_000,
+        }),
         outstanding: 0,
       };
       this.#upstreams.set(slot.id, u);
@@ -179,7 +231,8 @@ export class RouterServer {
       if (live.drained.has(region)) continue;
       const list: Upstream[] = [];
       for (const slot of this.#options.layout.instances) {
-        if (slot.cell !== cell || slot.service !== service || slot.kind !== kind || slot.region !== region) continue;
+        if (slot.cell !== cell || slot.service !== service || slot.kind !== kind || slot.region !== region)
+          continue;
         if (live.drained.has(slot.zone) || live.drained.has(slot.id)) continue;
         if (live.table.health[slot.id] === "unhealthy") continue;
         if (this.#outliers.isEjected(slot.id)) continue;
@@ -218,11 +271,23 @@ export class RouterServer {
     if (url.startsWith("/_ringfence/")) return await this.#admin(url, res);
     const tenantResult = parseTenant(
       { headers: req.headers, path: url },
-      { header: this.#tenantHeader, ...(this.#options.topology.routers.tenantPathPrefix ? { pathPrefix: this.#options.topology.routers.tenantPathPrefix } : {}) },
+      {
+        header: this.#tenantHeader,
+        ...(this.#options.topology.routers.tenantPathPrefix
+          ? { pathPrefix: this.#options.topology.routers.tenantPathPrefix }
+          : {}),
+      },
     );
     if (!tenantResult.ok) return this.#fail(res, 400, tenantResult.code, tenantResult.message);
     const live = this.#options.table.current();
-    if (!live) return this.#fail(res, 503, "RINGFENCE_NO_ROUTING_TABLE", "the router has no routing table yet (or it outlived its last-known-good TTL)", 1);
+    if (!live)
+      return this.#fail(
+        res,
+        503,
+        "RINGFENCE_NO_ROUTING_TABLE",
+        "the router has no routing table yet (or it outlived its last-known-good TTL)",
+        1,
+      );
     const { tenant } = tenantResult;
     const path = tenantResult.path;
     const cell = `cell-${live.buckets[tenantBucket(tenant, live.buckets.length)]}`;
@@ -245,7 +310,13 @@ export class RouterServer {
     };
     if (!this.#shedder.tryAcquire(cell)) {
       record(503, this.#options.region, 0);
-      return this.#fail(res, 503, "RINGFENCE_SHED", `${cell} has too many requests in flight at this router; retry shortly`, 1);
+      return this.#fail(
+        res,
+        503,
+        "RINGFENCE_SHED",
+        `${cell} has too many requests in flight at this router; retry shortly`,
+        1,
+      );
     }
     this.#budget.requestStarted();
     this.#options.telemetry.inFlight.inc({ cell });
@@ -255,7 +326,12 @@ export class RouterServer {
         const read = await readBody(req, this.#options.maxBodyBytes ?? 1 << 20);
         if (read === "too-large") {
           record(413, this.#options.region, 0);
-          return this.#fail(res, 413, "RINGFENCE_BODY_TOO_LARGE", `request bodies are limited to ${this.#options.maxBodyBytes ?? 1 << 20} bytes`);
+          return this.#fail(
+            res,
+            413,
+            "RINGFENCE_BODY_TOO_LARGE",
+            `request bodies are limited to ${this.#options.maxBodyBytes ?? 1 << 20} bytes`,
+          );
         }
         body = read;
       }
@@ -269,12 +345,29 @@ export class RouterServer {
       }
       if (groups.length === 0) {
         record(503, this.#options.region, 0);
-        return this.#fail(res, 503, "RINGFENCE_NO_HEALTHY_INSTANCE", `no healthy instance of ${match.service} in ${cell} in any region`, 1);
+        return this.#fail(
+          res,
+          503,
+          "RINGFENCE_NO_HEALTHY_INSTANCE",
+          `no healthy instance of ${match.service} in ${cell} in any region`,
+          1,
+        );
       }
-      const outcome = await this.#attempts({ groups, method, path, headers, body, idempotent, match, cell, fallback });
+      const outcome = await this.#attempts({
+        groups,
+        method,
+        path,
+        headers,
+        body,
+        idempotent,
+        match,
+        cell,
+        fallback,
+      });
       if (outcome.kind === "response") {
         res.statusCode = outcome.status;
-        for (const [k, v] of Object.entries(outcome.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) res.setHeader(k, v);
+        for (const [k, v] of Object.entries(outcome.headers))
+          if (v !== undefined && !HOP_BY_HOP.has(k)) res.setHeader(k, v);
         res.setHeader("x-ringfence-cell", cell);
         res.setHeader("x-ringfence-served-by", outcome.upstream.slot.id);
         if (outcome.retries > 0) res.setHeader("x-ringfence-retries", String(outcome.retries));
@@ -283,7 +376,13 @@ export class RouterServer {
         return;
       }
       record(outcome.status, this.#options.region, outcome.retries);
-      return this.#fail(res, outcome.status, outcome.code, outcome.message, outcome.status === 503 ? 1 : undefined);
+      return this.#fail(
+        res,
+        outcome.status,
+        outcome.code,
+        outcome.message,
+        outcome.status === 503 ? 1 : undefined,
+      );
     } finally {
       this.#budget.requestFinished();
       this.#shedder.release(cell);
@@ -292,7 +391,14 @@ export class RouterServer {
   }
 
   async #attempts(args: AttemptArgs): Promise<
-    | { kind: "response"; upstream: Upstream; status: number; headers: Record<string, string | string[] | undefined>; body: NodeJS.ReadableStream & { destroy(): void }; retries: number }
+    | {
+        kind: "response";
+        upstream: Upstream;
+        status: number;
+        headers: Record<string, string | string[] | undefined>;
+        body: NodeJS.ReadableStream & { destroy(): void };
+        retries: number;
+      }
     | { kind: "failed"; status: number; code: string; message: string; retries: number }
   > {
     const { topology } = this.#options;
@@ -321,12 +427,25 @@ export class RouterServer {
         last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
         break;
       }
-      const hedgeAfter = args.match.hedge && (args.method === "GET" || args.method === "HEAD") ? tracker.p95() : undefined;
+      const hedgeAfter =
+        args.match.hedge && (args.method === "GET" || args.method === "HEAD") ? tracker.p95() : undefined;
       const started = performance.now();
       const result =
         hedgeAfter !== undefined
-          ? await this.#hedged(upstream, args, Math.min(remaining, topology.routers.tryTimeoutMs), hedgeAfter, tried)
-          : await this.#send(upstream, args, Math.min(remaining, topology.routers.tryTimeoutMs), undefined, attempt);
+          ? await this.#hedged(
+              upstream,
+              args,
+              Math.min(remaining, topology.routers.tryTimeoutMs),
+              hedgeAfter,
+              tried,
+            )
+          : await this.#send(
+              upstream,
+              args,
+              Math.min(remaining, topology.routers.tryTimeoutMs),
+              undefined,
+              attempt,
+            );
       if (budgeted) this.#budget.retryFinished();
       previous = result.upstream;
       previousNotSent = result.kind === "error" && result.notSent;
@@ -338,7 +457,14 @@ export class RouterServer {
           tracker.record(performance.now() - started);
         }
         if (!failed || !args.idempotent || attempt === topology.routers.maxAttempts - 1) {
-          return { kind: "response", upstream: result.upstream, status: result.status, headers: result.headers, body: result.body, retries };
+          return {
+            kind: "response",
+            upstream: result.upstream,
+            status: result.status,
+            headers: result.headers,
+            body: result.body,
+            retries,
+          };
         }
         discard(result.body);
         last = `${result.upstream.slot.id} answered ${result.status}`;
@@ -349,14 +475,29 @@ export class RouterServer {
       this.#outliers.recordFailure(result.upstream.slot.id);
       last = `${result.upstream.slot.id}: ${result.error.code ?? result.error.message}`;
       if (!args.idempotent && !result.notSent) {
-        return { kind: "failed", status: 502, code: "RINGFENCE_UPSTREAM_FAILED", message: `${last} (not retried: the request is not idempotent and may have been received)`, retries };
+        return {
+          kind: "failed",
+          status: 502,
+          code: "RINGFENCE_UPSTREAM_FAILED",
+          message: `${last} (not retried: the request is not idempotent and may have been received)`,
+          retries,
+        };
       }
       await sleep(Math.min(retryDelayMs(attempt), Math.max(0, deadline - performance.now())));
     }
-    return { kind: "failed", status: 503, code: "RINGFENCE_NO_HEALTHY_INSTANCE", message: `no instance of ${args.match.service} in ${args.cell} answered: ${last}`, retries };
+    return {
+      kind: "failed",
+      status: 503,
+      code: "RINGFENCE_NO_HEALTHY_INSTANCE",
+      message: `no instance of ${args.match.service} in ${args.cell} answered: ${last}`,
+      retries,
+    };
   }
 
-  /** A try, and after `hedgeAfterMs` a second one to another region; the first answer wins. */
+  /**
+   * A try, and if it has not answered after `hedgeAfterMs`, a second one to another region. The
+   * first good answer wins and the other try is cancelled; a failed try waits for the other.
+   */
   async #hedged(
     primary: Upstream,
     args: AttemptArgs,
@@ -364,34 +505,69 @@ export class RouterServer {
     hedgeAfterMs: number,
     tried: Set<string>,
   ): Promise<AttemptResult> {
-    const controllers = [new AbortController()];
-    const first = this.#send(primary, args, timeoutMs, controllers[0]?.signal);
-    let timer: NodeJS.Timeout | undefined;
-    const hedge = new Promise<AttemptResult | undefined>((resolve) => {
-      timer = setTimeout(() => {
-        const other = args.groups.flat().find((u) => u.slot.region !== primary.slot.region && !tried.has(u.slot.id));
-        if (!other || !this.#budget.tryAcquireRetry()) return resolve(undefined);
-        tried.add(other.slot.id);
-        const controller = new AbortController();
-        controllers.push(controller);
-        void this.#send(other, args, timeoutMs, controller.signal, 1)
-          .then(resolve)
-          .finally(() => this.#budget.retryFinished());
-      }, hedgeAfterMs);
+    const good = (r: AttemptResult) => r.kind === "response" && !RETRYABLE_STATUS.has(r.status);
+    const primaryAbort = new AbortController();
+    const first = this.#send(primary, args, timeoutMs, primaryAbort.signal).then((r) => ({
+      from: "primary" as const,
+      r,
+    }));
+    let hedgeAbort: AbortController | undefined;
+    // The started hedge travels wrapped in an object: a promise resolved with a promise would be
+    // flattened, and awaiting "started" would wait for the hedge to finish.
+    type Hedge = { readonly done: Promise<{ from: "hedge"; r: AttemptResult }> } | undefined;
+    let startHedge: (h: Hedge) => void = () => {};
+    const hedgeStarted = new Promise<Hedge>((resolve) => {
+      startHedge = resolve;
     });
-    const winner = await Promise.race([first, hedge.then((r) => r ?? first)]);
-    clearTimeout(timer);
-    // Cancel the slower try.
-    for (const c of controllers) if (winner.kind === "error" || c !== controllers[controllers.length - 1]) c.abort();
-    void first.then((r) => {
-      if (r !== winner && r.kind === "response") discard(r.body);
-    });
-    return winner;
+    const timer = setTimeout(() => {
+      const other = args.groups
+        .flat()
+        .find((u) => u.slot.region !== primary.slot.region && !tried.has(u.slot.id));
+      if (!other || !this.#budget.tryAcquireRetry()) return startHedge(undefined);
+      tried.add(other.slot.id);
+      hedgeAbort = new AbortController();
+      const hedge = this.#send(other, args, timeoutMs, hedgeAbort.signal, 1)
+        .finally(() => this.#budget.retryFinished())
+        .then((r) => ({ from: "hedge" as const, r }));
+      startHedge({ done: hedge });
+    }, hedgeAfterMs);
+    const early = await Promise.race([first, hedgeStarted.then(() => undefined)]);
+    if (early) {
+      clearTimeout(timer);
+      return early.r;
+    }
+    const started = await hedgeStarted;
+    if (!started) return (await first).r;
+    const hedge = started.done;
+    const a = await Promise.race([first, hedge]);
+    const other = a.from === "primary" ? hedge : first;
+    const cancelOther = () => {
+      (a.from === "primary" ? hedgeAbort : primaryAbort)?.abort();
+      void other.then(({ r }) => {
+        if (r.kind === "response") discard(r.body);
+      });
+    };
+    if (good(a.r)) {
+      cancelOther();
+      return a.r;
+    }
+    const b = await other;
+    if (good(b.r)) {
+      if (a.r.kind === "response") discard(a.r.body);
+      return b.r;
+    }
+    if (b.r.kind === "response") discard(b.r.body);
+    return a.r;
   }
 
   async #send(
     upstream: Upstream,
-    args: { method: string; path: string; headers: Record<string, string | string[]>; body: Buffer | undefined },
+    args: {
+      method: string;
+      path: string;
+      headers: Record<string, string | string[]>;
+      body: Buffer | undefined;
+    },
     timeoutMs: number,
     signal?: AbortSignal,
     attempt = 0,
@@ -407,10 +583,21 @@ export class RouterServer {
         bodyTimeout: timeoutMs,
         ...(signal ? { signal } : {}),
       });
-      return { kind: "response", upstream, status: res.statusCode, headers: res.headers, body: res.body as unknown as NodeJS.ReadableStream & { destroy(): void } };
+      return {
+        kind: "response",
+        upstream,
+        status: res.statusCode,
+        headers: res.headers,
+        body: res.body as unknown as NodeJS.ReadableStream & { destroy(): void },
+      };
     } catch (err) {
       const error = err as Error & { code?: string };
-      return { kind: "error", upstream, error, notSent: error.code !== undefined && NOT_SENT.has(error.code) };
+      return {
+        kind: "error",
+        upstream,
+        error,
+        notSent: error.code !== undefined && NOT_SENT.has(error.code),
+      };
     } finally {
       upstream.outstanding--;
     }
@@ -446,7 +633,12 @@ export class RouterServer {
       res.destroy();
       return;
     }
-    json(res, status, { error: { code, message } }, retryAfter === undefined ? {} : { "retry-after": String(retryAfter) });
+    json(
+      res,
+      status,
+      { error: { code, message } },
+      retryAfter === undefined ? {} : { "retry-after": String(retryAfter) },
+    );
   }
 
   async close(): Promise<void> {
@@ -461,7 +653,11 @@ export class RouterServer {
   }
 }
 
-function forwardHeaders(req: IncomingMessage, cell: string, region: string): Record<string, string | string[]> {
+function forwardHeaders(
+  req: IncomingMessage,
+  cell: string,
+  region: string,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v !== undefined && !HOP_BY_HOP.has(k) && k !== "content-length") out[k] = v;
@@ -507,9 +703,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-la
   });
 }
 
-function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 

@@ -34,9 +34,16 @@ services:
   const base = buildLayout(topology, 0);
   const layout = {
     ...base,
-    instances: base.instances.map((slot, i) => ({ ...slot, ...(options.origins[i] ?? options.origins[0] ?? slot) })),
+    instances: base.instances.map((slot, i) => ({
+      ...slot,
+      ...(options.origins[i] ?? options.origins[0] ?? slot),
+    })),
   };
-  const table = new TableClient({ controllerUrl: "http://127.0.0.1:1", token: "none", file: join(tmpdir(), `ringfence-standalone-${process.pid}.json`) });
+  const table = new TableClient({
+    controllerUrl: "http://127.0.0.1:1",
+    token: "none",
+    file: join(tmpdir(), `ringfence-standalone-${process.pid}.json`),
+  });
   table.apply(
     {
       version: 1,

@@ -39,6 +39,7 @@ export class TableClient {
   #stopped = false;
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
   #listeners = new Set<(t: LiveTable) => void>();
   #loop: Promise<void> = Promise.resolve();
 
@@ -55,7 +56,8 @@ export class TableClient {
   current(): LiveTable | undefined {
     const live = this.#live;
     if (!live) return undefined;
-    if (this.#now() - live.confirmedAt > (this.#options.lastKnownGoodTtlMs ?? 7 * 86_400_000)) return undefined;
+    if (this.#now() - live.confirmedAt > (this.#options.lastKnownGoodTtlMs ?? 7 * 86_400_000))
+      return undefined;
     return live;
   }
 
@@ -85,13 +87,15 @@ export class TableClient {
     this.#stopped = true;
     this.#abort?.abort();
     if (this.#timer) clearTimeout(this.#timer);
+    this.#wake?.(); // end the poll sleep at once
     await this.#loop.catch(() => {});
   }
 
   /** Applies a table as if received from the controller (used by tests and standalone routers). */
   apply(table: RoutingTable, confirmedAt = this.#now(), persist = true): void {
     const drained = new Set(table.drains.map((d) => d.target.id));
-    const changed = this.#live?.table.version !== table.version || this.#live?.table.generatedAt !== table.generatedAt;
+    const changed =
+      this.#live?.table.version !== table.version || this.#live?.table.generatedAt !== table.generatedAt;
     this.#live = { table, buckets: decodeBucketTable(table.bucketTable), drained, confirmedAt };
     if (persist && changed) this.#persist();
     for (const l of this.#listeners) l(this.#live);
@@ -148,7 +152,9 @@ export class TableClient {
       } catch {
         // controller unreachable: keep the last-known-good table
       }
+      if (this.#stopped) return;
       await new Promise<void>((r) => {
+        this.#wake = r;
         this.#timer = setTimeout(r, this.#options.pollMs ?? 2_000);
       });
     }
@@ -203,7 +209,11 @@ export class TableClient {
 
   #setConnected(connected: boolean): void {
     if (connected !== this.#connected) {
-      this.#options.log?.(connected ? "following the controller's routing table" : "controller unreachable: serving from the last-known-good routing table");
+      this.#options.log?.(
+        connected
+          ? "following the controller's routing table"
+          : "controller unreachable: serving from the last-known-good routing table",
+      );
     }
     this.#connected = connected;
   }

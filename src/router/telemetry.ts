@@ -73,9 +73,22 @@ export class Telemetry {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [this.registry],
     });
-    this.inFlight = new Gauge({ name: "ringfence_router_in_flight", help: "Requests in flight per cell", labelNames: ["cell"], registers: [this.registry] });
-    this.tableStale = new Gauge({ name: "ringfence_router_table_stale", help: "1 while serving from the last-known-good routing table", registers: [this.registry] });
-    this.ejected = new Gauge({ name: "ringfence_router_ejected_upstreams", help: "Upstreams currently ejected", registers: [this.registry] });
+    this.inFlight = new Gauge({
+      name: "ringfence_router_in_flight",
+      help: "Requests in flight per cell",
+      labelNames: ["cell"],
+      registers: [this.registry],
+    });
+    this.tableStale = new Gauge({
+      name: "ringfence_router_table_stale",
+      help: "1 while serving from the last-known-good routing table",
+      registers: [this.registry],
+    });
+    this.ejected = new Gauge({
+      name: "ringfence_router_ejected_upstreams",
+      help: "Upstreams currently ejected",
+      registers: [this.registry],
+    });
   }
 
   #now(): number {
@@ -117,7 +130,11 @@ export class Telemetry {
         retries: 0,
         sum: 0,
         max: 0,
-        histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 2 }),
+        histogram: hdr.build({
+          lowestDiscernibleValue: 1,
+          highestTrackableValue: 3_600_000,
+          numberOfSignificantValueDigits: 2,
+        }),
       };
       this.#rows.set(key, row);
     }
@@ -130,12 +147,22 @@ export class Telemetry {
     const tenantKey = `${r.tenant}\u0000${r.service}\u0000${r.route}`;
     let t = this.#tenants.get(tenantKey);
     if (!t) {
-      t = { row: { tenant: r.tenant, cell: r.cell, service: r.service, route: r.route, requests: 0, errors: 0 }, requests: 0, errors: 0 };
+      t = {
+        row: { tenant: r.tenant, cell: r.cell, service: r.service, route: r.route, requests: 0, errors: 0 },
+        requests: 0,
+        errors: 0,
+      };
       this.#tenants.set(tenantKey, t);
     }
     t.requests++;
     if (r.status >= 500) t.errors++;
-    this.#requests.inc({ service: r.service, route: r.route, cell: r.cell, region_served: r.regionServed, status: String(r.status) });
+    this.#requests.inc({
+      service: r.service,
+      route: r.route,
+      cell: r.cell,
+      region_served: r.regionServed,
+      status: String(r.status),
+    });
     this.#duration.observe({ service: r.service, route: r.route }, r.latencyMs / 1000);
     if (requestChannel.hasSubscribers) requestChannel.publish(r);
   }

@@ -269,7 +269,9 @@ export const routersSchema = z
       .default(ROUTER_DEFAULTS.tenantHeader),
     tenantPathPrefix: z
       .string()
-      .regex(/^\/[A-Za-z0-9._-]+\/$/, { error: 'must be a path prefix such as "/t/" (the tenant follows it)' })
+      .regex(/^\/[A-Za-z0-9._-]+\/$/, {
+        error: 'must be a path prefix such as "/t/" (the tenant follows it)',
+      })
       .optional(),
     maxInFlightPerCell: count(1, 1_000_000).default(ROUTER_DEFAULTS.maxInFlightPerCell),
     tryTimeout: duration().default(ROUTER_DEFAULTS.tryTimeout),

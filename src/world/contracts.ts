@@ -131,7 +131,13 @@ export interface TelemetryRow {
   readonly requests: number;
   /** Extra upstream attempts made for these requests. */
   readonly retries: number;
-  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number; readonly sum: number };
+  readonly latencyMs: {
+    readonly p50: number;
+    readonly p95: number;
+    readonly p99: number;
+    readonly max: number;
+    readonly sum: number;
+  };
 }
 
 /** Per-tenant counts in a window (for per-tenant SLIs). */

@@ -54,7 +54,10 @@ test("property: retries in any window never exceed max(3, 20% of that window's r
           if (b.tryAcquireRetry()) b.retryFinished();
         } else now += s.ms;
         const st = b.stats();
-        assert.ok(st.retriesInWindow <= Math.max(3, Math.floor(0.2 * st.requestsInWindow + 1e-9)), JSON.stringify(st));
+        assert.ok(
+          st.retriesInWindow <= Math.max(3, Math.floor(0.2 * st.requestsInWindow + 1e-9)),
+          JSON.stringify(st),
+        );
         assert.ok(st.activeRetries >= 0 && st.activeRequests >= 0);
       }
     }),

@@ -57,8 +57,22 @@ export class RetryBudget {
   /** Creates a budget; throws a `RangeError` naming the option when one is out of range. */
   constructor(options: RetryBudgetOptions = {}) {
     this.budgetRatio = numberIn("RetryBudget", "budgetRatio", options.budgetRatio, 0.2, 0, 1);
-    this.minRetries = integerIn("RetryBudget", "minRetries", options.minRetries, 3, 0, Number.MAX_SAFE_INTEGER);
-    this.windowMs = integerIn("RetryBudget", "windowMs", options.windowMs, 10_000, BUCKETS, Number.MAX_SAFE_INTEGER);
+    this.minRetries = integerIn(
+      "RetryBudget",
+      "minRetries",
+      options.minRetries,
+      3,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    );
+    this.windowMs = integerIn(
+      "RetryBudget",
+      "windowMs",
+      options.windowMs,
+      10_000,
+      BUCKETS,
+      Number.MAX_SAFE_INTEGER,
+    );
     this.#bucketMs = this.windowMs / BUCKETS;
     this.#now = options.now ?? Date.now;
   }

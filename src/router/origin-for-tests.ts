@@ -1,6 +1,6 @@
 /**
  * A controllable origin for router tests, run as its own process so tests can SIGKILL or SIGSTOP
- * it: `node dist/router/test-origin.js HOST PORT NAME`. It answers every request with JSON naming
+ * it: `node dist/router/origin-for-tests.js HOST PORT NAME`. It answers every request with JSON naming
  * itself; `POST /_origin` with `{ "status": 503, "delayMs": 200 }` changes how it answers;
  * `GET /_origin` returns its counters (requests, concurrent peak, retries seen).
  */
@@ -48,8 +48,17 @@ const server = createServer((req, res) => {
     setTimeout(() => {
       active--;
       if (retry) retriesActive--;
-      const body = JSON.stringify({ served: name, method: req.method, url: req.url, tenant: req.headers["x-tenant"] ?? null });
-      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...(status === 503 ? { "retry-after": "0" } : {}) });
+      const body = JSON.stringify({
+        served: name,
+        method: req.method,
+        url: req.url,
+        tenant: req.headers["x-tenant"] ?? null,
+      });
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        ...(status === 503 ? { "retry-after": "0" } : {}),
+      });
       res.end(body);
     }, delayMs);
   });
@@ -57,6 +66,8 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 server.listen(Number(portText), host, () => {
   const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: typeof address === "object" && address ? address.port : 0 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ listening: typeof address === "object" && address ? address.port : 0 })}\n`,
+  );
 });
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
