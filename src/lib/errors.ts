@@ -109,6 +109,58 @@ export const ERROR_CODES = {
     description:
       "The controller cannot reach its control database; the data plane keeps its last-known-good configuration. Retry after the database is back.",
   },
+  RINGFENCE_TENANT_MISSING: {
+    status: 400,
+    retryable: false,
+    description:
+      "The request carries no tenant id (the X-Tenant header, or the path prefix when configured).",
+  },
+  RINGFENCE_TENANT_INVALID: {
+    status: 400,
+    retryable: false,
+    description:
+      "The tenant id is malformed: it must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'.",
+  },
+  RINGFENCE_BODY_TOO_LARGE: {
+    status: 413,
+    retryable: false,
+    description: "The request body is larger than the router accepts (1 MiB by default).",
+  },
+  RINGFENCE_HEADERS_TOO_LARGE: {
+    status: 431,
+    retryable: false,
+    description: "The request head is larger than the router accepts (16 KiB).",
+  },
+  RINGFENCE_REQUEST_TIMEOUT: {
+    status: 408,
+    retryable: true,
+    description:
+      "The client did not finish sending its request head in time (10 s): a slow client is cut off.",
+  },
+  RINGFENCE_SHED: {
+    status: 503,
+    retryable: true,
+    description:
+      "The router is shedding load: the tenant's cell has too many requests in flight at this router (routers.maxInFlightPerCell).",
+  },
+  RINGFENCE_NO_HEALTHY_INSTANCE: {
+    status: 503,
+    retryable: true,
+    description:
+      "No instance of the service in the tenant's cell answered in any region (all drained, unhealthy, ejected or failing), and the route has no fallback.",
+  },
+  RINGFENCE_NO_ROUTING_TABLE: {
+    status: 503,
+    retryable: true,
+    description:
+      "The router has no routing table: it never reached the controller and has none on disk, or its last-known-good table outlived routers.lastKnownGoodTtl.",
+  },
+  RINGFENCE_UPSTREAM_FAILED: {
+    status: 502,
+    retryable: false,
+    description:
+      "A non-idempotent request failed after it may have reached the instance, so it was not retried.",
+  },
   RINGFENCE_INTERNAL: {
     status: 500,
     retryable: false,
