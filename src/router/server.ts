@@ -12,7 +12,6 @@
  * The hot path is node:http with undici connection pools and no framework.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { pipeline } from "node:stream/promises";
 import { Pool } from "undici";
 import type { Topology } from "../topology/model.js";
 import { tenantBucket } from "../topology/placement.js";
@@ -372,7 +371,21 @@ export class RouterServer {
         res.setHeader("x-ringfence-served-by", outcome.upstream.slot.id);
         if (outcome.retries > 0) res.setHeader("x-ringfence-retries", String(outcome.retries));
         record(outcome.status, outcome.upstream.slot.region, outcome.retries);
-        await pipeline(outcome.body, res).catch(() => res.destroy());
+        // A plain pipe: stream.pipeline would build an AbortController and a DOMException per request.
+        await new Promise<void>((resolve) => {
+          const body = outcome.body;
+          const fail = () => {
+            res.destroy();
+            resolve();
+          };
+          body.once("error", fail);
+          res.once("close", () => {
+            if (!res.writableFinished) (body as { destroy(): void }).destroy();
+            resolve();
+          });
+          res.once("finish", () => resolve());
+          body.pipe(res);
+        });
         return;
       }
       record(outcome.status, this.#options.region, outcome.retries);
