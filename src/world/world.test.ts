@@ -3,7 +3,7 @@
  * routers, the WAN emulator and the demo service. One small world for the whole file.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -35,6 +35,8 @@ const addressBase = 100 + Math.floor(Math.random() * 100);
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "ringfence-world-"));
+  // The postgres user must reach the data inside it, or it would go to /var/tmp and outlive the test.
+  chmodSync(dir, 0o755);
   writeFileSync(join(dir, "topology.yaml"), TOPOLOGY);
   world = new World({
     stateDir: join(dir, "state"),
@@ -48,7 +50,9 @@ before(async () => {
 
 after(async () => {
   await world?.stop();
+  const pgRoot = world?.state.exists() ? world.state.readConfig().pgRoot : undefined;
   rmSync(dir, { recursive: true, force: true });
+  if (pgRoot && !pgRoot.startsWith(dir)) rmSync(pgRoot, { recursive: true, force: true });
 });
 
 const routerUrl = (region: string) => {
