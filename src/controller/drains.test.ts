@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import { sampleTopology } from "../topology/testing.js";
 import type { Drain, RoutingTable, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { type Controller, startController } from "./server.js";
+import type { Controller } from "./server.js";
 import type { WorldStatus } from "./status.js";
-import { healthyHeartbeat, ManualClock, TEST_TOKENS } from "./testing.js";
+import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
 
 /** A hung test fails alone, and `after` still stops PostgreSQL. */
 const LIMIT = { timeout: 30_000 };
@@ -16,28 +15,20 @@ const clock = new ManualClock();
 const op = TEST_TOKENS.operator;
 const instance = layout.instances[0]?.id as string;
 
-let cluster: TestCluster | undefined;
 let controller: Controller | undefined;
+let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
 
 before(async () => {
-  cluster = await startTestCluster();
-  controller = await startController({
+  fixture = await startTestController({
     topology,
     layout,
-    tokens: TEST_TOKENS,
-    database: { host: cluster.primary.host, port: cluster.primary.port },
-    host: "127.0.0.1",
-    port: 0,
-    clock: clock.now,
+    clock,
   });
+  controller = fixture.controller;
 });
 
 after(async () => {
-  try {
-    await controller?.close();
-  } finally {
-    await cluster?.stop();
-  }
+  await fixture?.stop();
 });
 
 type Method = "GET" | "POST" | "DELETE";

@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { after, before, describe, test } from "node:test";
 import type { FastifyInstance } from "fastify";
-import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import { sampleTopology } from "../topology/testing.js";
 import type { DesiredState, RoutingTable, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { type Controller, startController } from "./server.js";
+import type { Controller } from "./server.js";
 import type { WorldStatus } from "./status.js";
-import { healthyHeartbeat, ManualClock, TEST_TOKENS } from "./testing.js";
+import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
 
 /** A hung test fails alone, and `after` still stops PostgreSQL. */
 const LIMIT = { timeout: 30_000 };
@@ -17,29 +16,21 @@ const layout = buildLayout(topology, 201);
 const clock = new ManualClock();
 const TIMEOUT_MS = 3_000;
 
-let cluster: TestCluster | undefined;
 let controller: Controller | undefined;
+let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
 
 before(async () => {
-  cluster = await startTestCluster();
-  controller = await startController({
+  fixture = await startTestController({
     topology,
     layout,
-    tokens: TEST_TOKENS,
-    database: { host: cluster.primary.host, port: cluster.primary.port },
-    host: "127.0.0.1",
-    port: 0,
-    clock: clock.now,
     heartbeatTimeoutMs: TIMEOUT_MS,
+    clock,
   });
+  controller = fixture.controller;
 });
 
 after(async () => {
-  try {
-    await controller?.close();
-  } finally {
-    await cluster?.stop();
-  }
+  await fixture?.stop();
 });
 
 type Method = "GET" | "POST";

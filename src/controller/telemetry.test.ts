@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { queryOnce } from "../lib/postgres.js";
-import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
+import type { TestCluster } from "../lib/postgres-testing.js";
 import { sampleTopology } from "../topology/testing.js";
 import type { TelemetryRow, TelemetryWindow, TenantRow } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { type Controller, startController } from "./server.js";
+import type { Controller } from "./server.js";
 import { TELEMETRY_PRUNE_EVERY_MS, TELEMETRY_RETENTION_MS } from "./telemetry-store.js";
-import { ManualClock, TEST_TOKENS } from "./testing.js";
+import { ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
 
 /** A hung test fails alone, and `after` still stops PostgreSQL. */
 const LIMIT = { timeout: 60_000 };
@@ -18,26 +18,20 @@ const HOUR = 3_600_000;
 
 let cluster: TestCluster | undefined;
 let controller: Controller | undefined;
+let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
 
 before(async () => {
-  cluster = await startTestCluster();
-  controller = await startController({
+  fixture = await startTestController({
     topology,
     layout,
-    tokens: TEST_TOKENS,
-    database: { host: cluster.primary.host, port: cluster.primary.port },
-    host: "127.0.0.1",
-    port: 0,
-    clock: clock.now,
+    clock,
   });
+  cluster = fixture.cluster;
+  controller = fixture.controller;
 });
 
 after(async () => {
-  try {
-    await controller?.close();
-  } finally {
-    await cluster?.stop();
-  }
+  await fixture?.stop();
 });
 
 async function call(method: "GET" | "POST", url: string, token: string, payload?: unknown) {

@@ -3,9 +3,11 @@
  * of a zone the way a healthy agent would, and a client for server-sent-event streams.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, DatabaseReport, Heartbeat, ProcessReport } from "../world/contracts.js";
 import type { Layout } from "../world/layout.js";
+import { type Controller, type ControllerOptions, startController } from "./server.js";
 
 export const TEST_TOKENS = {
   reader: "reader-token-0001",
@@ -219,4 +221,40 @@ export function openSse(url: string, token: string): Promise<SseClient> {
     });
     req.end();
   });
+}
+
+/**
+ * A controller on a fresh real control database, on loopback port 0, with the test tokens; `stop`
+ * closes the controller and then stops PostgreSQL, even when closing fails.
+ */
+export async function startTestController(
+  options: Omit<ControllerOptions, "tokens" | "database" | "clock"> & { readonly clock: ManualClock },
+): Promise<{ cluster: TestCluster; controller: Controller; stop(): Promise<void> }> {
+  const cluster = await startTestCluster();
+  const { clock, ...rest } = options;
+  let controller: Controller;
+  try {
+    controller = await startController({
+      host: "127.0.0.1",
+      port: 0,
+      ...rest,
+      tokens: TEST_TOKENS,
+      database: { host: cluster.primary.host, port: cluster.primary.port },
+      clock: clock.now,
+    });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return {
+    cluster,
+    controller,
+    stop: async () => {
+      try {
+        await controller.close();
+      } finally {
+        await cluster.stop();
+      }
+    },
+  };
 }
