@@ -265,30 +265,21 @@ export class Agent {
 
   /** What this agent runs, as reported to the controller. */
   processes(): ProcessReport[] {
-    const dbs = this.#databases.map(
-      (d): ProcessReport => ({
-        id: d.supervised.id,
-        kind: "database",
-        state: d.supervised.state,
-        pid: d.supervised.pid,
-        restarts: d.supervised.restarts,
-        health: d.health,
-        detail: d.detail,
-        since: d.supervised.since.toISOString(),
-      }),
-    );
-    const instances = this.#instances.map(
-      (i): ProcessReport => ({
-        id: i.supervised.id,
-        kind: "instance",
-        state: i.supervised.state,
-        pid: i.supervised.pid,
-        restarts: i.supervised.restarts,
-        health: i.health,
-        detail: i.detail,
-        since: i.supervised.since.toISOString(),
-      }),
-    );
+    const supervised = (
+      r: { supervised: Supervised; health: ProcessReport["health"]; detail: string },
+      kind: "database" | "instance",
+    ): ProcessReport => ({
+      id: r.supervised.id,
+      kind,
+      state: r.supervised.state,
+      pid: r.supervised.pid,
+      restarts: r.supervised.restarts,
+      health: r.health,
+      detail: r.detail,
+      since: r.supervised.since.toISOString(),
+    });
+    const dbs = this.#databases.map((d) => supervised(d, "database"));
+    const instances = this.#instances.map((i) => supervised(i, "instance"));
     const writers = this.#writers.map(({ slot, endpoint }): ProcessReport => {
       const s = endpoint.stats();
       return {
