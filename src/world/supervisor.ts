@@ -303,6 +303,19 @@ export class World {
     );
   }
 
+  /** Waits for one teardown step at most 15 s; a step that never settles is reported, not waited on forever. */
+  async #bounded(what: string, step: Promise<void> | undefined): Promise<void> {
+    if (step === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      timer = setTimeout(() => resolve("expired"), 15_000);
+      timer.unref();
+    });
+    const outcome = await Promise.race([step.then(() => "done" as const), expired]);
+    clearTimeout(timer);
+    if (outcome === "expired") this.#progress(`${what} did not stop within 15 s; going on without it`);
+  }
+
   /** Stops routers, agents (and with them the cells), the controller, the WAN and the control database. */
   async stop(): Promise<void> {
     this.#progress("stopping routers");
@@ -311,7 +324,7 @@ export class World {
     await Promise.all(this.#agents.map((a) => a.stop()));
     this.#progress("stopping the controller and the WAN emulator");
     await this.#controller?.stop();
-    await this.#wan?.close();
+    await this.#bounded("the WAN emulator", this.#wan?.close());
     this.#progress("stopping the control database");
     await this.#controlDb?.stop();
     if (runningSupervisor(this.state) === process.pid) rmSync(this.state.pidFile, { force: true });

@@ -48,12 +48,15 @@ before(async () => {
   await world.start();
 });
 
-after(async () => {
-  await world?.stop();
-  const pgRoot = world?.state.exists() ? world.state.readConfig().pgRoot : undefined;
-  rmSync(dir, { recursive: true, force: true });
-  if (pgRoot && !pgRoot.startsWith(dir)) rmSync(pgRoot, { recursive: true, force: true });
-});
+after(
+  async () => {
+    await world?.stop();
+    const pgRoot = world?.state.exists() ? world.state.readConfig().pgRoot : undefined;
+    rmSync(dir, { recursive: true, force: true });
+    if (pgRoot && !pgRoot.startsWith(dir)) rmSync(pgRoot, { recursive: true, force: true });
+  },
+  { timeout: 60_000 },
+);
 
 const routerUrl = (region: string) => {
   const r = world.layout.regions.find((x) => x.name === region);
@@ -79,6 +82,21 @@ function postmasterPid(cell: string, region: string): number {
   const config = world.state.readConfig();
   const text = readFileSync(join(config.pgRoot, `${cell}-${region}`, "postmaster.pid"), "utf8");
   return Number(text.split("\n")[0]);
+}
+
+/** Waits until the primary streams to `count` standbys. */
+async function waitForStreaming(primary: { host: string; port: number }, count: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const rows = await queryOnce<{ n: string }>(
+      primary.host,
+      primary.port,
+      "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
+    );
+    if (Number(rows[0]?.n) >= count) return;
+    if (Date.now() > deadline) throw new Error(`only ${rows[0]?.n} of ${count} standbys stream after 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 function primaryOf(cell: string): { host: string; port: number; region: string } {
@@ -110,6 +128,8 @@ test("a write is acknowledged only after an out-of-region standby flushed it", a
   const cell = "cell-0";
   const primary = primaryOf(cell);
   const standbys = world.layout.databases.filter((d) => d.cell === cell && d.region !== primary.region);
+  // The world serves once one standby streams; pausing "every" standby needs them all running.
+  await waitForStreaming(primary, standbys.length);
   const pids = standbys.map((s) => postmasterPid(cell, s.region));
   for (const pid of pids) signalTree(pid, "SIGSTOP");
   let resumed = false;
