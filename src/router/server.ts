@@ -132,6 +132,7 @@ export class RouterServer {
     const now = options.now ?? Date.now;
     this.#outliers = new OutlierDetector({ now, ...options.outlier });
     this.#shedder = new LoadShedder({ limit: topology.routers.maxInFlightPerCell });
+    options.telemetry.setInFlightSource(() => this.#shedder.entries());
     for (const slot of layout.instances) {
       this.#outliers.register(slot.id, `${slot.service}/${slot.cell}/${slot.region}/${slot.kind}`);
     }
@@ -318,7 +319,6 @@ export class RouterServer {
       );
     }
     this.#budget.requestStarted();
-    this.#options.telemetry.inFlight.inc({ cell });
     try {
       let body: Buffer | undefined;
       if (method !== "GET" && method !== "HEAD") {
@@ -399,7 +399,6 @@ export class RouterServer {
     } finally {
       this.#budget.requestFinished();
       this.#shedder.release(cell);
-      this.#options.telemetry.inFlight.dec({ cell });
     }
   }
 

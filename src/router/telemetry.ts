@@ -33,6 +33,15 @@ interface Row {
   sum: number;
   max: number;
   histogram: hdr.Histogram;
+  /** The Prometheus series of this row, looked up once rather than per request. */
+  readonly counter: { inc(): void };
+  readonly duration: { observe(value: number): void };
+}
+
+/** The Prometheus series of a row outlive its window: they are cumulative. */
+interface Series {
+  readonly counter: { inc(): void };
+  readonly duration: { observe(value: number): void };
 }
 
 export interface TelemetryOptions {
@@ -53,7 +62,8 @@ export class Telemetry {
   #timer: NodeJS.Timeout | undefined;
   #requests: Counter<"service" | "route" | "cell" | "region_served" | "status">;
   #duration: Histogram<"service" | "route">;
-  readonly inFlight: Gauge<"cell">;
+  #series = new Map<string, Series>();
+  #inFlight: () => Iterable<readonly [string, number]> = () => [];
   readonly tableStale: Gauge;
   readonly ejected: Gauge;
 
@@ -73,11 +83,17 @@ export class Telemetry {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [this.registry],
     });
-    this.inFlight = new Gauge({
+    const inFlight = (): Iterable<readonly [string, number]> => this.#inFlight();
+    new Gauge({
       name: "ringfence_router_in_flight",
       help: "Requests in flight per cell",
       labelNames: ["cell"],
       registers: [this.registry],
+      // Read at scrape time from the shedder's counts: nothing to do per request.
+      collect() {
+        this.reset();
+        for (const [cell, count] of inFlight()) this.set({ cell }, count);
+      },
     });
     this.tableStale = new Gauge({
       name: "ringfence_router_table_stale",
@@ -89,6 +105,29 @@ export class Telemetry {
       help: "Upstreams currently ejected",
       registers: [this.registry],
     });
+  }
+
+  /** Where the in-flight gauge reads its per-cell counts at scrape time. */
+  setInFlightSource(source: () => Iterable<readonly [string, number]>): void {
+    this.#inFlight = source;
+  }
+
+  #seriesOf(r: RequestRecord, key: string): Series {
+    let series = this.#series.get(key);
+    if (!series) {
+      series = {
+        counter: this.#requests.labels({
+          service: r.service,
+          route: r.route,
+          cell: r.cell,
+          region_served: r.regionServed,
+          status: String(r.status),
+        }),
+        duration: this.#duration.labels({ service: r.service, route: r.route }),
+      };
+      this.#series.set(key, series);
+    }
+    return series;
   }
 
   #now(): number {
@@ -135,6 +174,7 @@ export class Telemetry {
           highestTrackableValue: 3_600_000,
           numberOfSignificantValueDigits: 2,
         }),
+        ...this.#seriesOf(r, key),
       };
       this.#rows.set(key, row);
     }
@@ -156,14 +196,8 @@ export class Telemetry {
     }
     t.requests++;
     if (r.status >= 500) t.errors++;
-    this.#requests.inc({
-      service: r.service,
-      route: r.route,
-      cell: r.cell,
-      region_served: r.regionServed,
-      status: String(r.status),
-    });
-    this.#duration.observe({ service: r.service, route: r.route }, r.latencyMs / 1000);
+    row.counter.inc();
+    row.duration.observe(r.latencyMs / 1000);
     if (requestChannel.hasSubscribers) requestChannel.publish(r);
   }
 

@@ -80,6 +80,11 @@ export class LoadShedder {
     );
   }
 
+  /** Every key seen with its in-flight count (for a metrics scrape). */
+  *entries(): IterableIterator<readonly [string, number]> {
+    for (const [key, slot] of this.#slots) yield [key, slot.inFlight];
+  }
+
   /** In-flight count, limit and refusals of `key`. */
   stats(key: string): ShedderKeyStats {
     const slot = this.#slots.get(key);
