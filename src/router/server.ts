@@ -9,10 +9,10 @@
  *   deadline → optional hedge to another region after the route's p95 → the service's fallback
  *   when the cell has no healthy instance → telemetry.
  *
- * The hot path is node:http with undici connection pools and no framework.
+ * The hot path is node:http for clients and ringfence's own keep-alive HTTP/1.1 pools for upstreams
+ * (upstream/pool.ts), with no framework and no intermediate streams.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { Pool } from "undici";
 import type { Topology } from "../topology/model.js";
 import { tenantBucket } from "../topology/placement.js";
 import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
@@ -29,6 +29,7 @@ import {
 import { RouteTable } from "./routes.js";
 import type { LiveTable, TableClient } from "./table.js";
 import type { Telemetry } from "./telemetry.js";
+import { type Exchange, UpstreamPool, type UpstreamRequest } from "./upstream/pool.js";
 
 export interface RouterServerOptions {
   readonly region: string;
@@ -58,29 +59,25 @@ const HOP_BY_HOP = new Set([
   "trailer",
   "host",
 ]);
-const RETRYABLE_STATUS = new Set([502, 503, 504]);
-/** Connection errors after which no byte of the request reached the upstream. */
-const NOT_SENT = new Set([
-  "ECONNREFUSED",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
+/** Headers the router sets itself on the way up; a client's own copies are dropped. */
+const ROUTER_SET = new Set([
+  "x-ringfence-cell",
+  "x-ringfence-router-region",
+  "x-ringfence-attempt",
+  "x-forwarded-for",
 ]);
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
 
 interface Upstream {
   readonly slot: InstanceSlot;
   readonly target: Endpoint;
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   outstanding: number;
 }
 
 interface AttemptArgs {
   readonly groups: Upstream[][];
-  readonly method: string;
-  readonly path: string;
-  readonly headers: Record<string, string | string[]>;
-  readonly body: Buffer | undefined;
+  readonly request: UpstreamRequest;
   readonly idempotent: boolean;
   readonly match: { readonly route: string; readonly hedge: boolean; readonly service: string };
   readonly cell: string;
@@ -92,8 +89,9 @@ type AttemptResult =
       kind: "response";
       upstream: Upstream;
       status: number;
-      headers: Record<string, string | string[] | undefined>;
-      body: NodeJS.ReadableStream & { destroy(): void };
+      /** Flat `[name, value, …]`, as received. */
+      headers: string[];
+      exchange: Exchange;
     }
   | { kind: "error"; upstream: Upstream; error: Error & { code?: string }; notSent: boolean };
 
@@ -212,11 +210,7 @@ export class RouterServer {
       u = {
         slot,
         target,
-        pool: new Pool(`http://${target.host}:${target.port}`, {
-          connections: 128,
-          pipelining: 1,
-          keepAliveTimeout: 30_000,
-        }),
+        pool: new UpstreamPool({ host: target.host, port: target.port, maxConnections: 128 }),
         outstanding: 0,
       };
       this.#upstreams.set(slot.id, u);
@@ -335,7 +329,12 @@ export class RouterServer {
         body = read;
       }
       const idempotent = IDEMPOTENT.has(method) || req.headers["idempotency-key"] !== undefined;
-      const headers = forwardHeaders(req, cell, this.#options.region);
+      const request: UpstreamRequest = {
+        method,
+        path,
+        headerLines: headerLines(req, cell, this.#options.region),
+        body,
+      };
       let groups = this.#eligible(live, match.service, cell, "service");
       let fallback = false;
       if (groups.length === 0 && match.fallback) {
@@ -354,38 +353,21 @@ export class RouterServer {
       }
       const outcome = await this.#attempts({
         groups,
-        method,
-        path,
-        headers,
-        body,
+        request,
         idempotent,
         match,
         cell,
         fallback,
       });
       if (outcome.kind === "response") {
-        res.statusCode = outcome.status;
-        for (const [k, v] of Object.entries(outcome.headers))
-          if (v !== undefined && !HOP_BY_HOP.has(k)) res.setHeader(k, v);
-        res.setHeader("x-ringfence-cell", cell);
-        res.setHeader("x-ringfence-served-by", outcome.upstream.slot.id);
-        if (outcome.retries > 0) res.setHeader("x-ringfence-retries", String(outcome.retries));
+        const out = responseHeaders(outcome.headers);
+        out.push("x-ringfence-cell", cell, "x-ringfence-served-by", outcome.upstream.slot.id);
+        if (outcome.retries > 0) out.push("x-ringfence-retries", String(outcome.retries));
+        // The upstream's Date is passed on; node would add a second one.
+        res.sendDate = false;
+        res.writeHead(outcome.status, out);
         record(outcome.status, outcome.upstream.slot.region, outcome.retries);
-        // A plain pipe: stream.pipeline would build an AbortController and a DOMException per request.
-        await new Promise<void>((resolve) => {
-          const body = outcome.body;
-          const fail = () => {
-            res.destroy();
-            resolve();
-          };
-          body.once("error", fail);
-          res.once("close", () => {
-            if (!res.writableFinished) (body as { destroy(): void }).destroy();
-            resolve();
-          });
-          res.once("finish", () => resolve());
-          body.pipe(res);
-        });
+        await new Promise<void>((resolve) => outcome.exchange.pipe(res, () => resolve()));
         return;
       }
       record(outcome.status, this.#options.region, outcome.retries);
@@ -407,8 +389,8 @@ export class RouterServer {
         kind: "response";
         upstream: Upstream;
         status: number;
-        headers: Record<string, string | string[] | undefined>;
-        body: NodeJS.ReadableStream & { destroy(): void };
+        headers: string[];
+        exchange: Exchange;
         retries: number;
       }
     | { kind: "failed"; status: number; code: string; message: string; retries: number }
@@ -439,8 +421,9 @@ export class RouterServer {
         last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
         break;
       }
+      const method = args.request.method;
       const hedgeAfter =
-        args.match.hedge && (args.method === "GET" || args.method === "HEAD") ? tracker.p95() : undefined;
+        args.match.hedge && (method === "GET" || method === "HEAD") ? tracker.p95() : undefined;
       const started = performance.now();
       const result =
         hedgeAfter !== undefined
@@ -453,9 +436,8 @@ export class RouterServer {
             )
           : await this.#send(
               upstream,
-              args,
+              args.request,
               Math.min(remaining, topology.routers.tryTimeoutMs),
-              undefined,
               attempt,
             );
       if (budgeted) this.#budget.retryFinished();
@@ -469,18 +451,11 @@ export class RouterServer {
           tracker.record(performance.now() - started);
         }
         if (!failed || !args.idempotent || attempt === topology.routers.maxAttempts - 1) {
-          return {
-            kind: "response",
-            upstream: result.upstream,
-            status: result.status,
-            headers: result.headers,
-            body: result.body,
-            retries,
-          };
+          return { ...result, retries };
         }
-        discard(result.body);
+        result.exchange.discard();
         last = `${result.upstream.slot.id} answered ${result.status}`;
-        const retryAfter = parseRetryAfter(header(result.headers["retry-after"]), Date.now());
+        const retryAfter = parseRetryAfter(headerValue(result.headers, "retry-after"), Date.now());
         await sleep(Math.min(retryAfter ?? retryDelayMs(attempt), Math.max(0, deadline - performance.now())));
         continue;
       }
@@ -518,12 +493,11 @@ export class RouterServer {
     tried: Set<string>,
   ): Promise<AttemptResult> {
     const good = (r: AttemptResult) => r.kind === "response" && !RETRYABLE_STATUS.has(r.status);
-    const primaryAbort = new AbortController();
-    const first = this.#send(primary, args, timeoutMs, primaryAbort.signal).then((r) => ({
-      from: "primary" as const,
-      r,
-    }));
-    let hedgeAbort: AbortController | undefined;
+    let primaryExchange: Exchange | undefined;
+    const first = this.#send(primary, args.request, timeoutMs, 0, (e) => {
+      primaryExchange = e;
+    }).then((r) => ({ from: "primary" as const, r }));
+    let hedgeExchange: Exchange | undefined;
     // The started hedge travels wrapped in an object: a promise resolved with a promise would be
     // flattened, and awaiting "started" would wait for the hedge to finish.
     type Hedge = { readonly done: Promise<{ from: "hedge"; r: AttemptResult }> } | undefined;
@@ -537,8 +511,9 @@ export class RouterServer {
         .find((u) => u.slot.region !== primary.slot.region && !tried.has(u.slot.id));
       if (!other || !this.#budget.tryAcquireRetry()) return startHedge(undefined);
       tried.add(other.slot.id);
-      hedgeAbort = new AbortController();
-      const hedge = this.#send(other, args, timeoutMs, hedgeAbort.signal, 1)
+      const hedge = this.#send(other, args.request, timeoutMs, 1, (e) => {
+        hedgeExchange = e;
+      })
         .finally(() => this.#budget.retryFinished())
         .then((r) => ({ from: "hedge" as const, r }));
       startHedge({ done: hedge });
@@ -554,9 +529,9 @@ export class RouterServer {
     const a = await Promise.race([first, hedge]);
     const other = a.from === "primary" ? hedge : first;
     const cancelOther = () => {
-      (a.from === "primary" ? hedgeAbort : primaryAbort)?.abort();
+      (a.from === "primary" ? hedgeExchange : primaryExchange)?.abort();
       void other.then(({ r }) => {
-        if (r.kind === "response") discard(r.body);
+        if (r.kind === "response") r.exchange.discard();
       });
     };
     if (good(a.r)) {
@@ -565,54 +540,39 @@ export class RouterServer {
     }
     const b = await other;
     if (good(b.r)) {
-      if (a.r.kind === "response") discard(a.r.body);
+      if (a.r.kind === "response") a.r.exchange.discard();
       return b.r;
     }
-    if (b.r.kind === "response") discard(b.r.body);
+    if (b.r.kind === "response") b.r.exchange.discard();
     return a.r;
   }
 
-  async #send(
+  /** One try: resolves with the response head, or the error that ended the try before it. */
+  #send(
     upstream: Upstream,
-    args: {
-      method: string;
-      path: string;
-      headers: Record<string, string | string[]>;
-      body: Buffer | undefined;
-    },
+    request: UpstreamRequest,
     timeoutMs: number,
-    signal?: AbortSignal,
     attempt = 0,
+    started?: (exchange: Exchange) => void,
   ): Promise<AttemptResult> {
     upstream.outstanding++;
-    try {
-      const res = await upstream.pool.request({
-        method: args.method as "GET",
-        path: args.path,
-        headers: attempt === 0 ? args.headers : { ...args.headers, "x-ringfence-attempt": String(attempt) },
-        body: args.body ?? null,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-      return {
-        kind: "response",
-        upstream,
-        status: res.statusCode,
-        headers: res.headers,
-        body: res.body as unknown as NodeJS.ReadableStream & { destroy(): void },
-      };
-    } catch (err) {
-      const error = err as Error & { code?: string };
-      return {
-        kind: "error",
-        upstream,
-        error,
-        notSent: error.code !== undefined && NOT_SENT.has(error.code),
-      };
-    } finally {
-      upstream.outstanding--;
-    }
+    const sent: UpstreamRequest =
+      attempt === 0
+        ? request
+        : { ...request, headerLines: `${request.headerLines}x-ringfence-attempt: ${attempt}\r\n` };
+    return new Promise((resolve) => {
+      const exchange = upstream.pool.request(
+        sent,
+        { headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs },
+        (error, head) => {
+          upstream.outstanding--;
+          if (error || !head)
+            resolve({ kind: "error", upstream, error: error as Error, notSent: error?.notSent ?? false });
+          else resolve({ kind: "response", upstream, status: head.status, headers: head.headers, exchange });
+        },
+      );
+      started?.(exchange);
+    });
   }
 
   #tracker(route: string): LatencyTracker {
@@ -660,36 +620,60 @@ export class RouterServer {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
-    await Promise.all([...this.#upstreams.values()].map((u) => u.pool.destroy()));
+    for (const u of this.#upstreams.values()) u.pool.close();
     this.#upstreams.clear();
   }
 }
 
-function forwardHeaders(
-  req: IncomingMessage,
-  cell: string,
-  region: string,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v !== undefined && !HOP_BY_HOP.has(k) && k !== "content-length") out[k] = v;
+/**
+ * The header lines sent upstream: the client's, in order, without hop-by-hop headers (and those
+ * its Connection header names), Host, Content-Length and the ones the router sets; then the cell,
+ * the router's region and X-Forwarded-For.
+ */
+function headerLines(req: IncomingMessage, cell: string, region: string): string {
+  const raw = req.rawHeaders;
+  const named = req.headers.connection;
+  const dropped = named ? connectionTokens(named) : undefined;
+  let out = "";
+  let forwarded: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === "content-length" || dropped?.has(lower)) continue;
+    if (ROUTER_SET.has(lower)) {
+      if (lower === "x-forwarded-for") forwarded = forwarded ? `${forwarded}, ${raw[i + 1]}` : raw[i + 1];
+      continue;
+    }
+    out += `${name}: ${raw[i + 1]}\r\n`;
   }
-  out["x-ringfence-cell"] = cell;
-  out["x-ringfence-router-region"] = region;
-  const forwarded = req.headers["x-forwarded-for"];
   const peer = req.socket.remoteAddress ?? "";
-  out["x-forwarded-for"] = forwarded ? `${forwarded}, ${peer}` : peer;
+  return `${out}x-ringfence-cell: ${cell}\r\nx-ringfence-router-region: ${region}\r\nx-forwarded-for: ${forwarded ? `${forwarded}, ${peer}` : peer}\r\n`;
+}
+
+/** The upstream's response headers minus hop-by-hop ones (and those its Connection header names). */
+function responseHeaders(headers: readonly string[]): string[] {
+  let dropped: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i += 2)
+    if ((headers[i] as string).length === 10 && (headers[i] as string).toLowerCase() === "connection")
+      dropped = connectionTokens(headers[i + 1] as string);
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = (headers[i] as string).toLowerCase();
+    if (!HOP_BY_HOP.has(lower) && !dropped?.has(lower))
+      out.push(headers[i] as string, headers[i + 1] as string);
+  }
   return out;
 }
 
-/** Drops an upstream body we will not forward (aborting it would raise an error nobody handles). */
-function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
-  body.on("error", () => {});
-  body.resume();
+function connectionTokens(value: string): Set<string> {
+  return new Set(value.split(",").map((t) => t.trim().toLowerCase()));
 }
 
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+/** The first value of a header in a flat `[name, value, …]` list. */
+function headerValue(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2)
+    if ((headers[i] as string).toLowerCase() === name) return headers[i + 1] as string;
+  return undefined;
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-large"> {
