@@ -89,6 +89,7 @@ export class SchemaMigrator {
   #state: "new" | "waiting" | "applied" | "stopped" = "new";
   #timer: NodeJS.Timeout | undefined;
   #first: Promise<void> | undefined;
+  #inFlight: Promise<void> | undefined;
 
   constructor(pool: pg.Pool, log: (event: LogEvent) => void, retryMs = 1_000) {
     this.#pool = pool;
@@ -117,13 +118,34 @@ export class SchemaMigrator {
     clearTimeout(timer);
   }
 
+  /**
+   * True once the schema is applied; when it is not yet, tries again now rather than waiting for
+   * the next retry (a write should not fail just because this instance's last try was early).
+   */
+  async ensure(): Promise<boolean> {
+    if (this.#state === "applied") return true;
+    if (this.#state === "stopped") return false;
+    if (this.#inFlight === undefined) {
+      clearTimeout(this.#timer);
+      await this.#attempt();
+    } else await this.#inFlight;
+    return this.applied;
+  }
+
   /** Stops retrying; an attempt under way finishes on its own. */
   stop(): void {
     this.#state = this.#state === "applied" ? "applied" : "stopped";
     clearTimeout(this.#timer);
   }
 
-  async #attempt(): Promise<void> {
+  #attempt(): Promise<void> {
+    this.#inFlight ??= this.#try().finally(() => {
+      this.#inFlight = undefined;
+    });
+    return this.#inFlight;
+  }
+
+  async #try(): Promise<void> {
     try {
       const applied = await migrate(this.#pool);
       if (this.#state === "stopped") return;
