@@ -3,6 +3,7 @@
  * routers, the WAN emulator and the demo service. One small world for the whole file.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -402,6 +403,65 @@ test("an operator action is carried out and recorded in the event log", async ()
   assert.match(JSON.stringify(recorded), /test: restart on request/);
   assert.ok(
     events.some((e) => e.kind === "process.restart-requested" && e.subject === `instance:${instance.id}`),
+  );
+});
+
+/** Runs the CLI against this world; resolves with its stdout, rejects on a non-zero exit. */
+function cli(...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [RINGFENCE_BIN, ...args, "--state-dir", world.state.root],
+      { timeout: 30_000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
+}
+
+/** The region of the instance that answered a probe of `cell` through `router`'s region. */
+async function servedRegion(router: string, cell: string): Promise<string | undefined> {
+  const res = await fetch(`${routerUrl(router)}/users/ringfence-probe`, {
+    headers: { "x-tenant": tenantOf(cell) },
+    signal: AbortSignal.timeout(2_000),
+  });
+  await res.arrayBuffer();
+  return res.headers.get("x-ringfence-served-by")?.split("/")[2];
+}
+
+test("ringfence drain takes a region out of routing on every router within 1 s, and undrain brings it back", async () => {
+  const pairs = ["r1", "r2", "r3"].flatMap((router) =>
+    ["cell-0", "cell-1"].map((cell) => ({ router, cell })),
+  );
+  // Before: r1's router serves from r1 (own region first).
+  for (const cell of ["cell-0", "cell-1"]) assert.equal(await servedRegion("r1", cell), "r1");
+  const drained = JSON.parse(await cli("drain", "region", "r1", "--reason", "test: drain", "--json")) as {
+    id: string;
+  };
+  const acknowledged = performance.now();
+  const effective = new Map<string, number>();
+  while (effective.size < pairs.length && performance.now() - acknowledged < 5_000) {
+    await Promise.all(
+      pairs.map(async ({ router, cell }) => {
+        const key = `${router}/${cell}`;
+        if (effective.has(key)) return;
+        const region = await servedRegion(router, cell).catch(() => undefined);
+        if (region !== undefined && region !== "r1") effective.set(key, performance.now() - acknowledged);
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const slowest = Math.max(...effective.values());
+  assert.equal(effective.size, pairs.length, `not drained everywhere: ${JSON.stringify([...effective])}`);
+  assert.ok(slowest < 1_000, `the drain took ${slowest.toFixed(0)} ms to reach every router`);
+  // Nothing goes to r1 while it is drained, through any router.
+  for (const { router, cell } of pairs) assert.notEqual(await servedRegion(router, cell), "r1");
+  await cli("undrain", drained.id, "--reason", "test: undrain");
+  await waitFor(
+    async () =>
+      (await servedRegion("r1", "cell-0")) === "r1" && (await servedRegion("r1", "cell-1")) === "r1",
+    5_000,
+    "r1's router to serve from r1 again after undrain",
   );
 });
 
