@@ -121,6 +121,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tenant_telemetry_tenant ON tenant_telemetry (tenant, window_start);
     `,
   },
+  {
+    version: 4,
+    name: "telemetry window ids",
+    sql: `
+      -- One row per router window stored in telemetry and tenant_telemetry: a window shipped again
+      -- (its first answer was lost) finds its id here and is not stored twice. Pruned with them.
+      CREATE TABLE telemetry_windows (
+        router text NOT NULL,
+        window_id text NOT NULL,
+        window_start timestamptz NOT NULL,
+        PRIMARY KEY (router, window_id)
+      );
+      CREATE INDEX telemetry_windows_window_start ON telemetry_windows (window_start);
+    `,
+  },
 ];
 
 /** Applies every migration not yet in `schema_migrations`; returns the versions it applied. */

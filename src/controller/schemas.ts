@@ -206,6 +206,8 @@ export const TELEMETRY_LIMITS = {
   tenants: 50_000,
   name: 200,
   route: 300,
+  /** The router's `${router}:${windowStartMs}:${sequence}:${random}`, with room to spare. */
+  windowId: 500,
   /** A window longer than an hour is a bug in the router, not a window. */
   windowMs: 3_600_000,
 } as const;
@@ -265,13 +267,16 @@ export const TENANT_ROW = {
 
 export const TELEMETRY_WINDOW = {
   type: "object",
-  required: ["router", "windowStart", "windowMs", "rows", "tenants"],
+  required: ["router", "windowId", "windowStart", "windowMs", "rows", "tenants"],
   properties: {
     router: str(LIMITS.id, 1),
+    windowId: str(TELEMETRY_LIMITS.windowId, 1),
     windowStart: { type: "string", format: "date-time", maxLength: 64 },
     windowMs: { type: "integer", minimum: 1, maximum: TELEMETRY_LIMITS.windowMs },
     rows: { type: "array", maxItems: TELEMETRY_LIMITS.rows, items: TELEMETRY_ROW },
     tenants: { type: "array", maxItems: TELEMETRY_LIMITS.tenants, items: TENANT_ROW },
+    overflowRequests: bigCount,
+    overflowTenantRequests: bigCount,
   },
 } as const;
 

@@ -71,17 +71,30 @@ export class TelemetryStore {
   }
 
   /**
-   * Stores one router window (a window that started before the retention is dropped, not stored),
-   * and at most once a minute deletes everything older than the retention, in the same transaction.
+   * Stores one router window once: a window whose (router, windowId) is already stored is ignored,
+   * and so is a window that started before the retention. At most once a minute also deletes
+   * everything older than the retention, in the same transaction. Window ids are pruned with their
+   * rows, when their window start leaves the retention: a window shipped again after that is too
+   * old to be stored, so it is still never counted twice. Returns whether the window was stored.
    */
-  async record(window: TelemetryWindow): Promise<void> {
+  async record(window: TelemetryWindow): Promise<boolean> {
     const now = this.#clock();
     const start = Date.parse(window.windowStart);
     const prune = now - this.#lastPruneMs >= TELEMETRY_PRUNE_EVERY_MS;
     if (prune) this.#lastPruneMs = now;
-    const keep = start >= now - TELEMETRY_RETENTION_MS;
-    if (!keep && !prune) return;
-    await this.#db.transaction(async ({ client }) => {
+    const fresh = start >= now - TELEMETRY_RETENTION_MS;
+    if (!fresh && !prune) return false;
+    return await this.#db.transaction(async ({ client }) => {
+      // A second ship of the same window waits here on the first one's row until it commits.
+      const keep =
+        fresh &&
+        (
+          await client.query(
+            `INSERT INTO telemetry_windows (router, window_id, window_start) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING`,
+            [window.router, window.windowId, new Date(start)],
+          )
+        ).rowCount === 1;
       if (keep && window.rows.length > 0) {
         await client.query(
           `INSERT INTO telemetry (window_start, window_ms, router, service, route, cell, region_served,
@@ -141,7 +154,9 @@ export class TelemetryStore {
         const cutoff = new Date(now - TELEMETRY_RETENTION_MS);
         await client.query("DELETE FROM telemetry WHERE window_start < $1", [cutoff]);
         await client.query("DELETE FROM tenant_telemetry WHERE window_start < $1", [cutoff]);
+        await client.query("DELETE FROM telemetry_windows WHERE window_start < $1", [cutoff]);
       }
+      return keep;
     });
   }
 

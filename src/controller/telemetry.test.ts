@@ -78,9 +78,13 @@ function tenant(change: Partial<TenantRow> = {}): TenantRow {
   };
 }
 
+/** Every window built here is another window: its own id. */
+let windows = 0;
+
 function window(startMs: number, change: Partial<TelemetryWindow> = {}): TelemetryWindow {
   return {
     router: "r1",
+    windowId: `r1:${startMs}:${windows++}:test`,
     windowStart: iso(startMs),
     windowMs: 10_000,
     rows: [row()],
@@ -89,7 +93,7 @@ function window(startMs: number, change: Partial<TelemetryWindow> = {}): Telemet
   };
 }
 
-async function count(table: "telemetry" | "tenant_telemetry"): Promise<number> {
+async function count(table: "telemetry" | "tenant_telemetry" | "telemetry_windows"): Promise<number> {
   assert.ok(cluster);
   const rows = await queryOnce<{ n: string }>(
     cluster.primary.host,
@@ -212,6 +216,11 @@ describe("telemetry", LIMIT, () => {
     };
     const { rows: _rows, ...withoutRows } = good;
     await problem(withoutRows, "body.rows");
+    const { windowId: _windowId, ...withoutId } = good;
+    await problem(withoutId, "body.windowId");
+    await problem({ ...good, windowId: "" }, "body.windowId");
+    await problem({ ...good, windowId: "x".repeat(501) }, "body.windowId");
+    await problem({ ...good, overflowRequests: -1 }, "body.overflowRequests");
     await problem({ ...good, windowStart: "yesterday" }, "body.windowStart");
     await problem({ ...good, windowMs: 0 }, "body.windowMs");
     await problem({ ...good, rows: [row({ requests: -1 })] }, "body.rows[0].requests");
@@ -258,6 +267,48 @@ describe("telemetry", LIMIT, () => {
     assert.equal(res.body.rows.length, 5_000);
   });
 
+  test("a window shipped twice is stored once; the same id from another router is another window", async () => {
+    const start = clock.nowMs - 15_000;
+    const cell = "cell-5";
+    const once = window(start, {
+      rows: [row({ cell, requests: 70 }), row({ cell, route: "(overflow)", status: 503, requests: 3 })],
+      tenants: [tenant({ cell, requests: 73, errors: 3 })],
+      overflowRequests: 3,
+      overflowTenantRequests: 0,
+    });
+    const before = await count("telemetry_windows");
+    // The first answer was lost: the router ships the same window again, twice.
+    for (let i = 0; i < 3; i++) assert.equal((await post(once)).status, 204);
+    // Shipped twice at once: one transaction waits on the other's window id.
+    const [a, b] = await Promise.all([post(once), post(once)]);
+    assert.deepEqual([a.status, b.status], [204, 204]);
+    assert.equal(await count("telemetry_windows"), before + 1);
+
+    const read = async () => {
+      const res = await call("GET", `/v1/telemetry?since=${iso(start)}&cell=${cell}`, TEST_TOKENS.reader);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      // Sorted here: the database's collation may order punctuation otherwise.
+      return (res.body.rows as TelemetryRow[]).map((r) => [r.route, r.status, r.requests]).sort();
+    };
+    assert.deepEqual(await read(), [
+      ["(overflow)", 503, 3],
+      ["GET /things/:id", 200, 70],
+    ]);
+    const tenants = await call(
+      "GET",
+      `/v1/telemetry/tenants?since=${iso(start)}&cell=${cell}`,
+      TEST_TOKENS.reader,
+    );
+    assert.deepEqual(tenants.body.tenants, [tenant({ cell, requests: 73, errors: 3 })]);
+
+    // Window ids are per router: another router's window with the same id is stored.
+    assert.equal((await post({ ...once, router: "r2" })).status, 204);
+    assert.deepEqual(await read(), [
+      ["(overflow)", 503, 6],
+      ["GET /things/:id", 200, 140],
+    ]);
+  });
+
   test("rows older than 24 hours are pruned, at most once a minute, by the injected clock", async () => {
     const before = { rows: await count("telemetry"), tenants: await count("tenant_telemetry") };
     assert.ok(before.rows > 0 && before.tenants > 0);
@@ -271,6 +322,7 @@ describe("telemetry", LIMIT, () => {
     );
     assert.equal(await count("telemetry"), 0, "pruned with the first window after a day");
     assert.equal(await count("tenant_telemetry"), 0);
+    assert.equal(await count("telemetry_windows"), 0, "window ids are pruned with their rows");
     const prunedAt = clock.nowMs;
     assert.equal((await post(window(fresh))).status, 204);
     assert.equal(await count("telemetry"), 1);
@@ -294,5 +346,6 @@ describe("telemetry", LIMIT, () => {
     assert.equal((await post(window(clock.nowMs - 1_000))).status, 204);
     assert.equal(await count("telemetry"), 3, "the window of a day ago went, the new one came");
     assert.equal(await count("tenant_telemetry"), 3);
+    assert.equal(await count("telemetry_windows"), 3);
   });
 });

@@ -5,10 +5,12 @@
  * requests feed Prometheus metrics (prom-client) and, when anyone subscribes, the
  * `ringfence:router:request` diagnostics channel. Recording is O(1) and allocation-light.
  */
+import { randomBytes } from "node:crypto";
 import { channel } from "node:diagnostics_channel";
 import * as hdr from "hdr-histogram-js";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { TelemetryRow, TelemetryWindow, TenantRow } from "../world/contracts.js";
+import { CappedMap, type Tier } from "./capped-map.js";
 
 /** What one finished request reports. */
 export interface RequestRecord {
@@ -26,16 +28,83 @@ export interface RequestRecord {
 /** Published on `ringfence:router:request` for every finished request, when subscribed. */
 export const requestChannel = channel("ringfence:router:request");
 
+/** What the caps folded away: the route of overflow rows, and every name of last-resort rows. */
+export const OVERFLOW = "(overflow)";
+
+/** The tenant of the rows that hold the requests of tenants the cap folded away. */
+export const OTHER_TENANT = "(other)";
+
+/** Caps used when `TelemetryOptions` sets none: the controller's limits for one window. */
+export const TELEMETRY_DEFAULTS = { maxRows: 5_000, maxTenantRows: 50_000, maxSeries: 5_000 } as const;
+
+/** The smallest cap accepted: enough for the last-resort entries and some room to fold into. */
+export const MIN_CAP = 20;
+
+/** What a row (and its Prometheus series) is keyed by. */
+type RowLabels = Pick<TelemetryRow, "service" | "route" | "cell" | "regionServed" | "version" | "status">;
+
+/** Last-resort rows (and series) there can be: one per status class, 0xx to 9xx. */
+const STATUS_CLASSES = 10;
+
+/** The status a last-resort row reports: 500 for every 5xx status. */
+const statusClass = (status: number): number =>
+  Math.min(STATUS_CLASSES - 1, Math.max(0, Math.floor(status / 100))) * 100;
+
+/** A row's own key; two rows with the same labels are the same row. */
+const rowKey = (x: RowLabels): string =>
+  `${x.service}\u0000${x.route}\u0000${x.cell}\u0000${x.regionServed}\u0000${x.version}\u0000${x.status}`;
+
+/** The key of `rowLabels(x, tier)`, written out so that a folded request allocates only the string. */
+function foldedRowKey(x: RowLabels, tier: 1 | 2): string {
+  return tier === 1
+    ? `${x.service}\u0000${OVERFLOW}\u0000${x.cell}\u0000${x.regionServed}\u0000${x.version}\u0000${x.status}`
+    : `${OVERFLOW}\u0000${OVERFLOW}\u0000${OVERFLOW}\u0000${OVERFLOW}\u0000${OVERFLOW}\u0000${statusClass(x.status)}`;
+}
+
+function rowLabels(x: RowLabels, tier: Tier): RowLabels {
+  if (tier === 2) {
+    const o = OVERFLOW;
+    return { service: o, route: o, cell: o, regionServed: o, version: o, status: statusClass(x.status) };
+  }
+  return {
+    service: x.service,
+    route: tier === 1 ? OVERFLOW : x.route,
+    cell: x.cell,
+    regionServed: x.regionServed,
+    version: x.version,
+    status: x.status,
+  };
+}
+
+const tenantKey = (r: RequestRecord): string => `${r.tenant}\u0000${r.service}\u0000${r.route}`;
+
+/** Fold keys have one more separator than `tenantKey`, so no tenant's key can equal one. */
+const foldedTenantKey = (r: RequestRecord, tier: 1 | 2): string =>
+  tier === 1
+    ? `${OTHER_TENANT}\u0000${r.cell}\u0000${r.service}\u0000${r.route}`
+    : `${OTHER_TENANT}\u0000${OVERFLOW}\u0000${OVERFLOW}\u0000${OVERFLOW}`;
+
+function tenantLabels(r: RequestRecord, tier: Tier): Omit<TenantRow, "requests" | "errors"> {
+  if (tier === 2) return { tenant: OTHER_TENANT, cell: OVERFLOW, service: OVERFLOW, route: OVERFLOW };
+  return { tenant: tier === 1 ? OTHER_TENANT : r.tenant, cell: r.cell, service: r.service, route: r.route };
+}
+
 interface Row {
-  readonly key: TelemetryRow;
+  readonly labels: RowLabels;
   requests: number;
   retries: number;
   sum: number;
   max: number;
-  histogram: hdr.Histogram;
+  readonly histogram: hdr.Histogram;
   /** The Prometheus series of this row, looked up once rather than per request. */
   readonly counter: { inc(): void };
   readonly duration: { observe(value: number): void };
+}
+
+interface Tenant {
+  readonly labels: Omit<TenantRow, "requests" | "errors">;
+  requests: number;
+  errors: number;
 }
 
 /** The Prometheus series of a row outlive its window: they are cumulative. */
@@ -47,28 +116,83 @@ interface Series {
 export interface TelemetryOptions {
   readonly router: string;
   readonly windowMs?: number;
+  /** Most rows in one window: 5,000 by default (the controller's limit), at least 20. */
+  readonly maxRows?: number;
+  /** Most tenant rows in one window: 50,000 by default (the controller's limit), at least 20. */
+  readonly maxTenantRows?: number;
+  /**
+   * Most Prometheus series of `ringfence_router_requests_total` over the process's life (not per
+   * window): 5,000 by default, at least 20.
+   */
+  readonly maxSeries?: number;
   /** Ships a closed window; failures are retried with the next window (up to 6 kept). */
   readonly ship?: (window: TelemetryWindow) => Promise<void>;
   readonly now?: () => number;
 }
 
+function cap(options: TelemetryOptions, field: keyof typeof TELEMETRY_DEFAULTS): number {
+  const value = options[field] ?? TELEMETRY_DEFAULTS[field];
+  if (!Number.isSafeInteger(value) || value < MIN_CAP) {
+    const fix = `the default is ${TELEMETRY_DEFAULTS[field]}`;
+    throw new RangeError(
+      `TelemetryOptions.${field} must be an integer of at least ${MIN_CAP} (got ${value}); ${fix}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Bounded windows: a window never holds more than `maxRows` rows nor `maxTenantRows` tenant rows, so
+ * the controller never refuses one for its size. A request whose row is not in the window yet gets
+ * its own row while the window holds fewer than `maxRows - 10 - ceil(maxRows / 10)` rows; past that
+ * it is folded into the overflow row of its service, cell, region served, version and status (route
+ * `(overflow)`), added while the window holds fewer than `maxRows - 10`; past that, into one of at
+ * most 10 last-resort rows, one per status class (every name `(overflow)`, status 0, 100, ..., 900).
+ * Tenants fold the same way into tenant `(other)` per cell, service and route, and last into one
+ * row where every name but the tenant is `(overflow)`. Each request still counts once, so the sum of
+ * requests over rows (and over tenant rows) is the number of requests; the window reports how many
+ * were folded (`overflowRequests`, `overflowTenantRequests`). The Prometheus series of
+ * `ringfence_router_requests_total` are capped the same way at `maxSeries`, over the process's life
+ * rather than per window: overflowed series carry route `(overflow)` too.
+ *
+ * Identity: each window has a `windowId` (router, window start, sequence number and a random
+ * per-instance part, so a restarted router never reuses one); the controller stores a window once
+ * per router and id, so shipping it again after a lost answer does not count it twice.
+ */
 export class Telemetry {
   readonly registry = new Registry();
   #options: TelemetryOptions;
-  #rows = new Map<string, Row>();
-  #tenants = new Map<string, { row: TenantRow; requests: number; errors: number }>();
+  #rows: CappedMap<RequestRecord, Row>;
+  #tenants: CappedMap<RequestRecord, Tenant>;
   #windowStart: number;
+  /** Random per instance: with the sequence number, no two windows of any router share an id. */
+  readonly #instance = randomBytes(8).toString("hex");
+  #sequence = 0;
   #pending: TelemetryWindow[] = [];
   #timer: NodeJS.Timeout | undefined;
   #requests: Counter<"service" | "route" | "cell" | "region_served" | "status">;
   #duration: Histogram<"service" | "route">;
-  #series = new Map<string, Series>();
+  #series: CappedMap<RowLabels, Series>;
   #inFlight: () => Iterable<readonly [string, number]> = () => [];
   readonly tableStale: Gauge;
   readonly ejected: Gauge;
 
   constructor(options: TelemetryOptions) {
     this.#options = options;
+    this.#rows = new CappedMap<RequestRecord, Row>(
+      cap(options, "maxRows"),
+      STATUS_CLASSES,
+      foldedRowKey,
+      (r, tier, key) => this.#newRow(r, tier, key),
+    );
+    this.#tenants = new CappedMap(cap(options, "maxTenantRows"), 1, foldedTenantKey, (r, tier) => ({
+      labels: tenantLabels(r, tier),
+      requests: 0,
+      errors: 0,
+    }));
+    this.#series = new CappedMap(cap(options, "maxSeries"), STATUS_CLASSES, foldedRowKey, (labels, tier) =>
+      this.#newSeries(rowLabels(labels, tier)),
+    );
     this.#windowStart = this.#now();
     this.#requests = new Counter({
       name: "ringfence_router_requests_total",
@@ -112,22 +236,35 @@ export class Telemetry {
     this.#inFlight = source;
   }
 
-  #seriesOf(r: RequestRecord, key: string): Series {
-    let series = this.#series.get(key);
-    if (!series) {
-      series = {
-        counter: this.#requests.labels({
-          service: r.service,
-          route: r.route,
-          cell: r.cell,
-          region_served: r.regionServed,
-          status: String(r.status),
-        }),
-        duration: this.#duration.labels({ service: r.service, route: r.route }),
-      };
-      this.#series.set(key, series);
-    }
-    return series;
+  #newSeries(labels: RowLabels): Series {
+    return {
+      counter: this.#requests.labels({
+        service: labels.service,
+        route: labels.route,
+        cell: labels.cell,
+        region_served: labels.regionServed,
+        status: String(labels.status),
+      }),
+      duration: this.#duration.labels({ service: labels.service, route: labels.route }),
+    };
+  }
+
+  #newRow(r: RequestRecord, tier: Tier, key: string): Row {
+    const labels = rowLabels(r, tier);
+    return {
+      labels,
+      requests: 0,
+      retries: 0,
+      sum: 0,
+      max: 0,
+      histogram: hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 3_600_000,
+        numberOfSignificantValueDigits: 2,
+      }),
+      // The row's key is its labels' key, so its series' own key too.
+      ...this.#series.get(labels, key),
+    };
   }
 
   #now(): number {
@@ -149,53 +286,18 @@ export class Telemetry {
     if (this.#timer) clearTimeout(this.#timer);
   }
 
+  /** Adds one finished request to the window, to Prometheus and to the diagnostics channel. */
   record(r: RequestRecord): void {
-    const key = `${r.service}\u0000${r.route}\u0000${r.cell}\u0000${r.regionServed}\u0000${r.version}\u0000${r.status}`;
-    let row = this.#rows.get(key);
-    if (!row) {
-      row = {
-        key: {
-          service: r.service,
-          route: r.route,
-          cell: r.cell,
-          regionServed: r.regionServed,
-          version: r.version,
-          status: r.status,
-          requests: 0,
-          retries: 0,
-          latencyMs: { p50: 0, p95: 0, p99: 0, max: 0, sum: 0 },
-        },
-        requests: 0,
-        retries: 0,
-        sum: 0,
-        max: 0,
-        histogram: hdr.build({
-          lowestDiscernibleValue: 1,
-          highestTrackableValue: 3_600_000,
-          numberOfSignificantValueDigits: 2,
-        }),
-        ...this.#seriesOf(r, key),
-      };
-      this.#rows.set(key, row);
-    }
+    const row = this.#rows.get(r, rowKey(r));
     const micros = Math.max(1, Math.round(r.latencyMs * 1000));
     row.requests++;
     row.retries += r.retries;
     row.sum += r.latencyMs;
     if (r.latencyMs > row.max) row.max = r.latencyMs;
     row.histogram.recordValue(micros);
-    const tenantKey = `${r.tenant}\u0000${r.service}\u0000${r.route}`;
-    let t = this.#tenants.get(tenantKey);
-    if (!t) {
-      t = {
-        row: { tenant: r.tenant, cell: r.cell, service: r.service, route: r.route, requests: 0, errors: 0 },
-        requests: 0,
-        errors: 0,
-      };
-      this.#tenants.set(tenantKey, t);
-    }
-    t.requests++;
-    if (r.status >= 500) t.errors++;
+    const tenant = this.#tenants.get(r, tenantKey(r));
+    tenant.requests++;
+    if (r.status >= 500) tenant.errors++;
     row.counter.inc();
     row.duration.observe(r.latencyMs / 1000);
     if (requestChannel.hasSubscribers) requestChannel.publish(r);
@@ -204,12 +306,15 @@ export class Telemetry {
   /** Closes the current window and returns it (without shipping). */
   closeWindow(): TelemetryWindow {
     const now = this.#now();
+    const router = this.#options.router;
     const window: TelemetryWindow = {
-      router: this.#options.router,
+      router,
+      windowId: `${router}:${this.#windowStart}:${this.#sequence++}:${this.#instance}`,
       windowStart: new Date(this.#windowStart).toISOString(),
-      windowMs: now - this.#windowStart,
-      rows: [...this.#rows.values()].map((row) => ({
-        ...row.key,
+      // The controller refuses an empty duration (two windows closed within a millisecond).
+      windowMs: Math.max(1, now - this.#windowStart),
+      rows: Array.from(this.#rows.values(), (row) => ({
+        ...row.labels,
         requests: row.requests,
         retries: row.retries,
         latencyMs: {
@@ -220,10 +325,16 @@ export class Telemetry {
           sum: row.sum,
         },
       })),
-      tenants: [...this.#tenants.values()].map((t) => ({ ...t.row, requests: t.requests, errors: t.errors })),
+      tenants: Array.from(this.#tenants.values(), (t) => ({
+        ...t.labels,
+        requests: t.requests,
+        errors: t.errors,
+      })),
+      overflowRequests: this.#rows.folded,
+      overflowTenantRequests: this.#tenants.folded,
     };
-    this.#rows = new Map();
-    this.#tenants = new Map();
+    this.#rows.clear();
+    this.#tenants.clear();
     this.#windowStart = now;
     return window;
   }

@@ -155,10 +155,21 @@ export interface TenantRow {
 export interface TelemetryWindow {
   /** The router's region. */
   readonly router: string;
+  /**
+   * Unique among this router's windows, even across restarts: the controller stores a window once
+   * per (router, windowId), so a window shipped again after a lost answer is not counted twice.
+   */
+  readonly windowId: string;
   readonly windowStart: string;
   readonly windowMs: number;
+  /** At most 5,000: past the router's cap, requests are folded into rows with route `(overflow)`. */
   readonly rows: readonly TelemetryRow[];
+  /** At most 50,000: past the router's cap, requests are folded into rows of tenant `(other)`. */
   readonly tenants: readonly TenantRow[];
+  /** Requests of this window folded into an overflow row (they are in `rows` all the same). */
+  readonly overflowRequests?: number;
+  /** Requests of this window folded into a tenant `(other)` row (they are in `tenants` all the same). */
+  readonly overflowTenantRequests?: number;
 }
 
 /** `POST /v1/routers/:region/heartbeat` (agent token): a router's own state, for status. */

@@ -1,6 +1,8 @@
 /**
  * Router telemetry. Routers ship one window at a time (`POST /v1/telemetry`, agent token, 204); the
- * controller keeps 24 hours of them. Readers get them aggregated over a range of window starts
+ * controller keeps 24 hours of them. Shipping is idempotent: a window whose (router, windowId) is
+ * already stored is answered 204 and not stored again, so a router may retry one whose answer it
+ * lost. Readers get them aggregated over a range of window starts
  * (`GET /v1/telemetry`, per service, route, cell, region served, version and status;
  * `GET /v1/telemetry/tenants`, per tenant, most errors first): requests, retries and latency sums
  * are summed, `max` is the largest, and p50/p95/p99 are averages weighted by requests (an estimate,
