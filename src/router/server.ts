@@ -16,6 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Topology } from "../topology/model.js";
 import { tenantBucket } from "../topology/placement.js";
 import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
+import { headerValue, readRequestHeaders, responseHeaders, upstreamLines } from "./headers.js";
 import {
   LatencyTracker,
   LoadShedder,
@@ -49,23 +50,6 @@ export interface RouterServerOptions {
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
-  "host",
-]);
-/** Headers the router sets itself on the way up; a client's own copies are dropped. */
-const ROUTER_SET = new Set([
-  "x-ringfence-cell",
-  "x-ringfence-router-region",
-  "x-ringfence-attempt",
-  "x-forwarded-for",
-]);
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 
 interface Upstream {
@@ -263,8 +247,9 @@ export class RouterServer {
     const started = performance.now();
     const url = req.url ?? "/";
     if (url.startsWith("/_ringfence/")) return await this.#admin(url, res);
+    const head = readRequestHeaders(req.rawHeaders, this.#tenantHeader);
     const tenantResult = parseTenant(
-      { headers: req.headers, path: url },
+      { headers: { [this.#tenantHeader]: head.tenant }, path: url },
       {
         header: this.#tenantHeader,
         ...(this.#options.topology.routers.tenantPathPrefix
@@ -316,7 +301,7 @@ export class RouterServer {
     try {
       let body: Buffer | undefined;
       if (method !== "GET" && method !== "HEAD") {
-        const read = await readBody(req, this.#options.maxBodyBytes ?? 1 << 20);
+        const read = await readBody(req, head.contentLength, this.#options.maxBodyBytes ?? 1 << 20);
         if (read === "too-large") {
           record(413, this.#options.region, 0);
           return this.#fail(
@@ -328,11 +313,11 @@ export class RouterServer {
         }
         body = read;
       }
-      const idempotent = IDEMPOTENT.has(method) || req.headers["idempotency-key"] !== undefined;
+      const idempotent = IDEMPOTENT.has(method) || head.idempotencyKey;
       const request: UpstreamRequest = {
         method,
         path,
-        headerLines: headerLines(req, cell, this.#options.region),
+        headerLines: upstreamLines(head, cell, this.#options.region, req.socket.remoteAddress ?? ""),
         body,
       };
       let groups = this.#eligible(live, match.service, cell, "service");
@@ -451,7 +436,14 @@ export class RouterServer {
           tracker.record(performance.now() - started);
         }
         if (!failed || !args.idempotent || attempt === topology.routers.maxAttempts - 1) {
-          return { ...result, retries };
+          return {
+            kind: "response",
+            upstream: result.upstream,
+            status: result.status,
+            headers: result.headers,
+            exchange: result.exchange,
+            retries,
+          };
         }
         result.exchange.discard();
         last = `${result.upstream.slot.id} answered ${result.status}`;
@@ -625,60 +617,13 @@ export class RouterServer {
   }
 }
 
-/**
- * The header lines sent upstream: the client's, in order, without hop-by-hop headers (and those
- * its Connection header names), Host, Content-Length and the ones the router sets; then the cell,
- * the router's region and X-Forwarded-For.
- */
-function headerLines(req: IncomingMessage, cell: string, region: string): string {
-  const raw = req.rawHeaders;
-  const named = req.headers.connection;
-  const dropped = named ? connectionTokens(named) : undefined;
-  let out = "";
-  let forwarded: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === "content-length" || dropped?.has(lower)) continue;
-    if (ROUTER_SET.has(lower)) {
-      if (lower === "x-forwarded-for") forwarded = forwarded ? `${forwarded}, ${raw[i + 1]}` : raw[i + 1];
-      continue;
-    }
-    out += `${name}: ${raw[i + 1]}\r\n`;
-  }
-  const peer = req.socket.remoteAddress ?? "";
-  return `${out}x-ringfence-cell: ${cell}\r\nx-ringfence-router-region: ${region}\r\nx-forwarded-for: ${forwarded ? `${forwarded}, ${peer}` : peer}\r\n`;
-}
-
-/** The upstream's response headers minus hop-by-hop ones (and those its Connection header names). */
-function responseHeaders(headers: readonly string[]): string[] {
-  let dropped: Set<string> | undefined;
-  for (let i = 0; i < headers.length; i += 2)
-    if ((headers[i] as string).length === 10 && (headers[i] as string).toLowerCase() === "connection")
-      dropped = connectionTokens(headers[i + 1] as string);
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    const lower = (headers[i] as string).toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && !dropped?.has(lower))
-      out.push(headers[i] as string, headers[i + 1] as string);
-  }
-  return out;
-}
-
-function connectionTokens(value: string): Set<string> {
-  return new Set(value.split(",").map((t) => t.trim().toLowerCase()));
-}
-
-/** The first value of a header in a flat `[name, value, …]` list. */
-function headerValue(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2)
-    if ((headers[i] as string).toLowerCase() === name) return headers[i + 1] as string;
-  return undefined;
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-large"> {
+function readBody(
+  req: IncomingMessage,
+  contentLength: string | undefined,
+  limit: number,
+): Promise<Buffer | "too-large"> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
+    const declared = Number(contentLength ?? 0);
     if (declared > limit) {
       req.resume();
       resolve("too-large");

@@ -204,6 +204,7 @@ export class ResponseParser {
     let chunked = false;
     let transferEncoding = false;
     let close = http10;
+    let closeAsked = false;
     let keepAliveTimeoutMs: number | undefined;
     let at = lineEnd + 2;
     while (at < text.length) {
@@ -217,8 +218,8 @@ export class ResponseParser {
         case 10:
           if (name.toLowerCase() === "connection") {
             const v = value.toLowerCase();
-            if (v.includes("close")) close = true;
-            else if (http10 && v.includes("keep-alive")) close = false;
+            if (v.includes("close")) close = closeAsked = true;
+            else if (http10 && !closeAsked && v.includes("keep-alive")) close = false;
           } else if (name.toLowerCase() === "keep-alive") keepAliveTimeoutMs = keepAliveTimeout(value);
           break;
         case 14:
@@ -274,8 +275,10 @@ export class ResponseParser {
     }
     if (this.#state === "chunk-size") {
       const end = buf.indexOf("\r\n");
+      // Bounded whether or not the line's CRLF came in the same piece.
+      if (end > MAX_CHUNK_LINE || (end < 0 && buf.length > MAX_CHUNK_LINE))
+        throw new ResponseParseError("chunk size line too long");
       if (end < 0) {
-        if (buf.length > MAX_CHUNK_LINE) throw new ResponseParseError("chunk size line too long");
         this.#pending = Buffer.from(buf);
         return buf.subarray(buf.length);
       }
@@ -293,6 +296,7 @@ export class ResponseParser {
       return buf.subarray(2);
     }
     const end = buf.indexOf(CRLFCRLF);
+    if (end > MAX_TRAILER_BYTES) throw new ResponseParseError("trailers too long");
     if (end < 0) {
       if (buf.length > MAX_TRAILER_BYTES) throw new ResponseParseError("trailers too long");
       this.#pending = Buffer.from(buf);
@@ -378,6 +382,19 @@ function checkValue(text: string, from: number, to: number): void {
 }
 
 function contentLengthOf(value: string): number {
+  if (value.length <= 15) {
+    let n = 0;
+    for (let i = 0; i < value.length; i++) {
+      const d = value.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return contentLengthList(value);
+      n = n * 10 + d;
+    }
+    if (value.length > 0) return n;
+  }
+  return contentLengthList(value);
+}
+
+function contentLengthList(value: string): number {
   // A list of identical values ("5, 5") is allowed by RFC 9110 §8.6; anything else is not a length.
   const parts = value.split(",");
   let n = -1;
@@ -393,13 +410,22 @@ function contentLengthOf(value: string): number {
 
 function chunkSizeOf(line: string): number {
   const semi = line.indexOf(";");
-  const hex = (semi < 0 ? line : line.slice(0, semi)).trimEnd();
+  // Only spaces and tabs may follow the size: trimEnd() would also take a bare CR or LF.
+  const hex = (semi < 0 ? line : line.slice(0, semi)).replace(/[ \t]+$/, "");
   if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ResponseParseError(`bad chunk size '${line.slice(0, 32)}'`);
   if (semi >= 0) checkValue(line, semi, line.length);
   return Number.parseInt(hex, 16);
 }
 
+let lastKeepAlive = "";
+let lastKeepAliveMs: number | undefined;
+
 function keepAliveTimeout(value: string): number | undefined {
-  const m = /(?:^|[,\s])timeout\s*=\s*(\d{1,6})/i.exec(value);
-  return m ? Number(m[1]) * 1000 : undefined;
+  // An upstream sends the same value every time: remember the last one.
+  if (value !== lastKeepAlive) {
+    const m = /(?:^|[,\s])timeout\s*=\s*(\d{1,6})/i.exec(value);
+    lastKeepAlive = value;
+    lastKeepAliveMs = m ? Number(m[1]) * 1000 : undefined;
+  }
+  return lastKeepAliveMs;
 }

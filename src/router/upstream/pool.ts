@@ -103,6 +103,14 @@ export class Exchange {
   pipe(sink: BodySink, done: (error?: Error) => void = noop): void {
     this.#sink = sink;
     this.#onDone = done;
+    if (this.#state === "done") {
+      // The whole (small) response is already here: write it and finish, nothing to watch.
+      const buffered = this.#buffered;
+      this.#buffered = [];
+      for (const chunk of buffered) sink.write(chunk);
+      this.#finish();
+      return;
+    }
     sink.once("close", () => {
       if (!sink.writableFinished && this.#state !== "done" && this.#state !== "failed")
         this.abort("UPSTREAM_ABORTED", "the client went away");
@@ -110,8 +118,7 @@ export class Exchange {
     const buffered = this.#buffered;
     this.#buffered = [];
     for (const chunk of buffered) this.#write(chunk);
-    if (this.#state === "done") this.#finish();
-    else if (this.#state === "failed") this.#finish(this.#error);
+    if (this.#state === "failed") this.#finish(this.#error);
     else this.#connection?.resume();
   }
 
