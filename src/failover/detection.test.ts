@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { judgePrimary, type PrimaryEvidence, type Probe } from "./detection.js";
+
+const NOW = 1_000_000;
+const probe = (region: string, ok: boolean, consecutiveFailures = ok ? 0 : 2, ageMs = 500): Probe => ({
+  observer: `${region}/a`,
+  region,
+  ok,
+  consecutiveFailures,
+  atMs: NOW - ageMs,
+});
+const evidence = (probes: Probe[], agent?: { databaseUp: boolean; ageMs?: number }): PrimaryEvidence => ({
+  cell: "cell-0",
+  primaryRegion: "r1",
+  probes,
+  agent: agent ? { databaseUp: agent.databaseUp, atMs: NOW - (agent.ageMs ?? 500) } : undefined,
+});
+
+test("observers in two other regions agree: failed, even while the primary's own agent says it is fine (a partitioned region)", () => {
+  const v = judgePrimary(evidence([probe("r2", false), probe("r3", false)], { databaseUp: true }), NOW);
+  assert.equal(v.state, "failed");
+  assert.deepEqual(v.state === "failed" && [...v.regions].sort(), ["r2", "r3"]);
+});
+
+test("one observer region cut off while another reaches the primary: not failed", () => {
+  assert.equal(judgePrimary(evidence([probe("r2", false), probe("r3", true)]), NOW).state, "suspect");
+});
+
+test("only one other region reporting: not failed (two are needed)", () => {
+  assert.equal(judgePrimary(evidence([probe("r2", false)]), NOW).state, "suspect");
+});
+
+test("the controller hears nothing fresh (it is the one cut off): not failed", () => {
+  const stale = [probe("r2", false, 5, 10_000), probe("r3", false, 5, 10_000)];
+  assert.notEqual(judgePrimary(evidence(stale, { databaseUp: false, ageMs: 10_000 }), NOW).state, "failed");
+});
+
+test("one failed probe each is enough when the primary's agent reports the database down", () => {
+  const probes = [probe("r2", false, 1), probe("r3", false, 1)];
+  assert.equal(judgePrimary(evidence(probes), NOW).state, "suspect");
+  assert.equal(judgePrimary(evidence(probes, { databaseUp: false }), NOW).state, "failed");
+});
+
+test("a region counts only when all its fresh observers agree; probes from the primary's own region do not count", () => {
+  const split = [probe("r2", false), { ...probe("r2", false, 1), observer: "r2/b" }, probe("r3", false)];
+  assert.equal(judgePrimary(evidence(split), NOW).state, "suspect");
+  assert.equal(judgePrimary(evidence([probe("r1", false), probe("r2", false)]), NOW).state, "suspect");
+});
+
+const arbitraryProbe = fc.record({
+  observer: fc.constantFrom("r1/a", "r2/a", "r2/b", "r3/a", "r4/a"),
+  ok: fc.boolean(),
+  consecutiveFailures: fc.nat({ max: 4 }),
+  ageMs: fc.nat({ max: 6_000 }),
+});
+
+test("property: failed only with two agreeing other regions, never when any other region reaches it or nothing is fresh", () => {
+  fc.assert(
+    fc.property(fc.array(arbitraryProbe, { maxLength: 8 }), fc.boolean(), (raw, agentDown) => {
+      const probes = raw.map((p) => ({
+        observer: p.observer,
+        region: p.observer.split("/")[0] as string,
+        ok: p.ok,
+        consecutiveFailures: p.ok ? 0 : p.consecutiveFailures,
+        atMs: NOW - p.ageMs,
+      }));
+      const v = judgePrimary(evidence(probes, { databaseUp: !agentDown }), NOW);
+      const fresh = probes.filter((p) => p.region !== "r1" && NOW - p.atMs <= 3_000);
+      if (fresh.some((p) => p.ok)) assert.notEqual(v.state, "failed");
+      if (v.state === "failed") {
+        assert.ok(new Set(fresh.map((p) => p.region)).size >= 2);
+        for (const region of v.regions)
+          for (const p of fresh.filter((q) => q.region === region)) assert.equal(p.ok, false);
+      }
+    }),
+    { numRuns: 2_000 },
+  );
+});

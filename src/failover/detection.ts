@@ -1,0 +1,105 @@
+/**
+ * When a cell's primary counts as failed. Pure: it sees what agents reported and the time, nothing
+ * else, so the rule can be tested exhaustively.
+ *
+ * Observers (the agents of other regions) probe every primary through the WAN each second and report
+ * in their heartbeats. The primary is declared failed only when observers in at least
+ * `observerRegions` (default 2) other regions agree it is unreachable, each with fresh reports and
+ * `failuresToDeclare` failed probes in a row, and no fresh report from any other region reaches it.
+ * The primary's own agent is not needed for the verdict (its region may be partitioned away with
+ * the primary still running, and that must fail over), but when it says the database is down the
+ * observers need only one failed probe each, which makes a dead region fail over a second sooner.
+ *
+ * What this protects against: a partition that isolates only the controller leaves it with no fresh
+ * reports at all, so nothing is declared; a partition between the primary and one observer leaves
+ * the other observers reaching it, so nothing is declared.
+ */
+
+/** One observer zone's latest probe of a primary. */
+export interface Probe {
+  /** The observer's zone (`us-west/a`). */
+  readonly observer: string;
+  /** The observer's region. */
+  readonly region: string;
+  /** Whether the last probe reached the primary. */
+  readonly ok: boolean;
+  /** Failed probes in a row, up to the last one (0 when it succeeded). */
+  readonly consecutiveFailures: number;
+  /** When the controller received the report, in ms. */
+  readonly atMs: number;
+}
+
+/** What the controller knows about one cell's primary. */
+export interface PrimaryEvidence {
+  readonly cell: string;
+  readonly primaryRegion: string;
+  /** The primary's agent's last report of its database, and when it came; undefined when never. */
+  readonly agent?: { readonly databaseUp: boolean; readonly atMs: number } | undefined;
+  /** The latest probe from each observer zone. */
+  readonly probes: readonly Probe[];
+}
+
+export interface DetectionOptions {
+  /** Distinct other regions whose observers must agree. Default 2. */
+  readonly observerRegions?: number;
+  /** Failed probes in a row each observer needs. Default 2 (1 when the primary's agent says it is down). */
+  readonly failuresToDeclare?: number;
+  /** How old a report may be and still count. Default 3 s. */
+  readonly freshMs?: number;
+}
+
+export type Verdict =
+  | { readonly state: "healthy" }
+  | { readonly state: "suspect"; readonly reason: string }
+  | { readonly state: "failed"; readonly reason: string; readonly regions: readonly string[] };
+
+export const DETECTION_DEFAULTS = { observerRegions: 2, failuresToDeclare: 2, freshMs: 3_000 } as const;
+
+/** Judges one primary from the evidence at `nowMs`. */
+export function judgePrimary(
+  evidence: PrimaryEvidence,
+  nowMs: number,
+  options: DetectionOptions = {},
+): Verdict {
+  const needed = options.observerRegions ?? DETECTION_DEFAULTS.observerRegions;
+  const freshMs = options.freshMs ?? DETECTION_DEFAULTS.freshMs;
+  const agentFresh = evidence.agent !== undefined && nowMs - evidence.agent.atMs <= freshMs;
+  const agentSaysDown = agentFresh && evidence.agent?.databaseUp === false;
+  const failures = agentSaysDown ? 1 : (options.failuresToDeclare ?? DETECTION_DEFAULTS.failuresToDeclare);
+  const fresh = evidence.probes.filter(
+    (p) => p.region !== evidence.primaryRegion && nowMs - p.atMs <= freshMs,
+  );
+  const reaching = new Set(fresh.filter((p) => p.ok).map((p) => p.region));
+  if (reaching.size > 0) {
+    const failing = fresh.filter((p) => !p.ok).map((p) => p.observer);
+    return failing.length === 0
+      ? { state: "healthy" }
+      : {
+          state: "suspect",
+          reason: `unreachable from ${failing.join(", ")} but reached from ${[...reaching].join(", ")}`,
+        };
+  }
+  // A region counts when every fresh observer in it has failed enough probes in a row.
+  const byRegion = new Map<string, boolean>();
+  for (const p of fresh)
+    byRegion.set(p.region, (byRegion.get(p.region) ?? true) && p.consecutiveFailures >= failures);
+  const agreeing = [...byRegion].filter(([, agree]) => agree).map(([region]) => region);
+  if (agreeing.length >= needed) {
+    return {
+      state: "failed",
+      regions: agreeing,
+      reason: `unreachable from ${agreeing.length} other regions (${agreeing.join(", ")})${agentSaysDown ? "; its agent reports the database down" : ""}`,
+    };
+  }
+  if (fresh.length === 0) {
+    return agentSaysDown
+      ? { state: "suspect", reason: "its agent reports the database down; no observer has reported yet" }
+      : agentFresh
+        ? { state: "healthy" }
+        : { state: "suspect", reason: "no fresh report from its agent or any observer" };
+  }
+  return {
+    state: "suspect",
+    reason: `unreachable from ${agreeing.length} of the ${needed} other regions needed (${[...byRegion.keys()].join(", ")} reporting)`,
+  };
+}
