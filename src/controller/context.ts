@@ -2,6 +2,7 @@
  * What every route of the controller needs, created once by `startController`.
  */
 import type { Tokens } from "./auth.js";
+import type { DesiredWaiters } from "./desired-waiters.js";
 import type { EventFeed } from "./events.js";
 import type { RoutingFeed } from "./routing-feed.js";
 import type { Store } from "./store.js";
@@ -13,6 +14,8 @@ export interface ControllerContext {
   readonly feed: EventFeed;
   /** The live routing table behind `GET /v1/routing/stream`. */
   readonly routing: RoutingFeed;
+  /** Long polls of `GET /v1/agents/:zone/desired?after=N`. */
+  readonly desired: DesiredWaiters;
   readonly tokens: Tokens;
   /** Milliseconds since the epoch. */
   readonly clock: () => number;

@@ -29,6 +29,7 @@ export const CELL_STATE = {
     primary: { type: "string" },
     epoch: { type: "integer" },
     fenced: { type: "boolean" },
+    commit: { enum: ["quorum", "async"] },
   },
 } as const;
 
@@ -68,6 +69,8 @@ export const DATABASE_REPORT = {
     id: str(LIMITS.id, 1),
     role: { enum: ["primary", "standby", "unknown"] },
     lsn: nullable(str(64)),
+    flushLsn: nullable(str(64)),
+    timeline: nullable(count),
     synchronousStandbyNames: nullable(str(LIMITS.text)),
     standbys: {
       type: "array",
@@ -100,6 +103,18 @@ export const AGENT_EVENT = {
   },
 } as const;
 
+export const OBSERVER_PROBE = {
+  type: "object",
+  required: ["target", "ok", "consecutiveFailures", "latencyMs", "detail"],
+  properties: {
+    target: str(LIMITS.id, 1),
+    ok: { type: "boolean" },
+    consecutiveFailures: count,
+    latencyMs: nullable({ type: "number", minimum: 0 }),
+    detail: str(LIMITS.text),
+  },
+} as const;
+
 export const HEARTBEAT = {
   type: "object",
   required: ["zone", "pid", "startedAt", "desiredVersion", "processes", "databases", "events"],
@@ -111,6 +126,7 @@ export const HEARTBEAT = {
     processes: { type: "array", maxItems: LIMITS.processes, items: PROCESS_REPORT },
     databases: { type: "array", maxItems: LIMITS.databases, items: DATABASE_REPORT },
     events: { type: "array", maxItems: LIMITS.events, items: AGENT_EVENT },
+    observations: { type: "array", maxItems: LIMITS.databases, items: OBSERVER_PROBE },
   },
 } as const;
 

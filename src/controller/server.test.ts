@@ -292,6 +292,32 @@ describe("operator actions", LIMIT, () => {
     assert.equal(u.data.reason, "all clear");
   });
 
+  test("desired state by long poll: held until the version moves past ?after, or for waitMs at most", async () => {
+    const url = `/v1/agents/${enc("r1/a")}/desired`;
+    const now = (await call("GET", url, TEST_TOKENS.agent)).body as DesiredState;
+    // Nothing changes: answered with the same version after about waitMs.
+    const started = performance.now();
+    const idle = (await call("GET", `${url}?after=${now.version}&waitMs=300`, TEST_TOKENS.agent)).body;
+    assert.equal(idle.version, now.version);
+    assert.ok(performance.now() - started >= 250, "answered before waitMs although nothing changed");
+    // A change while it waits: answered as soon as it is committed.
+    const polled = call("GET", `${url}?after=${now.version}&waitMs=20000`, TEST_TOKENS.agent);
+    await new Promise((r) => setTimeout(r, 100));
+    const changedAt = performance.now();
+    const fenced = await call("POST", "/v1/cells/cell-1/fence", op, { reason: "long poll test" });
+    const answer = (await polled).body as DesiredState;
+    assert.ok(answer.version > now.version);
+    assert.equal(answer.version, fenced.body.desiredVersion);
+    assert.ok(performance.now() - changedAt < 2_000, "the long poll was not woken by the change");
+    await call("POST", "/v1/cells/cell-1/unfence", op, { reason: "long poll test" });
+    // Already behind: answered at once.
+    const behind = await call("GET", `${url}?after=0&waitMs=20000`, TEST_TOKENS.agent);
+    assert.equal(behind.status, 200);
+    for (const q of ["after=-1", "after=x", "waitMs=1000000", "other=1"]) {
+      assert.equal((await call("GET", `${url}?${q}`, TEST_TOKENS.agent)).status, 400, q);
+    }
+  });
+
   test("restart bumps only that process's nonce, in its zone's desired state", async () => {
     const id = "instance:app/cell-1/r2/0";
     const zone = layout.instances.find((i) => i.id === "app/cell-1/r2/0")?.zone as string;

@@ -21,6 +21,7 @@ import type { Topology } from "../topology/model.js";
 import type { Layout } from "../world/layout.js";
 import { type Tokens, validateTokens } from "./auth.js";
 import type { ControllerContext } from "./context.js";
+import { DesiredWaiters } from "./desired-waiters.js";
 import { EventFeed } from "./events.js";
 import { installErrorHandlers } from "./http-errors.js";
 import { registerAgentRoutes } from "./routes/agents.js";
@@ -108,6 +109,7 @@ export function buildApp(ctx: ControllerContext, options: { logger?: boolean; ke
   app.addHook("preClose", async () => {
     ctx.feed.closeAll();
     ctx.routing.close();
+    ctx.desired.close();
   });
   return app;
 }
@@ -125,13 +127,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const maxRoutingStreams = positive("maxRoutingStreams", options.maxRoutingStreams ?? MAX_ROUTING_STREAMS);
   const clock = options.clock ?? Date.now;
   const feed = new EventFeed();
+  const desired = new DesiredWaiters();
   let app: FastifyInstance | undefined;
   let routing: RoutingFeed | undefined;
   const store = await Store.open({
     ...options.database,
     clock,
     onAppend: () => feed.notify(),
-    onDesiredChange: () => routing?.notify(),
+    onDesiredChange: () => {
+      routing?.notify();
+      desired.notify();
+    },
     onIdleError: (err) => app?.log.warn({ err }, "control database connection lost"),
   });
   try {
@@ -150,6 +156,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       store,
       feed,
       routing,
+      desired,
       tokens: options.tokens,
       clock,
       heartbeatTimeoutMs,

@@ -17,6 +17,12 @@ export interface CellState {
   readonly epoch: number;
   /** While fenced, every writer endpoint of the cell refuses connections. */
   readonly fenced: boolean;
+  /**
+   * How the primary commits: `quorum` waits for the out-of-region standbys
+   * (`synchronous_standby_names = 'ANY k (…)'`); `async` does not (the `available` durability
+   * policy, when no out-of-region standby is left). Absent means `quorum`.
+   */
+  readonly commit?: "quorum" | "async";
 }
 
 /** What an agent must run, fetched with `GET /v1/agents/:zone/desired` (agent token). */
@@ -54,6 +60,13 @@ export interface DatabaseReport {
   readonly role: "primary" | "standby" | "unknown";
   /** Current WAL position (primary: insert; standby: replay). */
   readonly lsn: string | null;
+  /**
+   * The WAL position known durable here (primary: flushed; standby: received and flushed, which
+   * stays put once its primary is gone). What failover compares. Absent from older agents.
+   */
+  readonly flushLsn?: string | null;
+  /** The timeline the instance is on (bumped by every promotion). */
+  readonly timeline?: number | null;
   readonly synchronousStandbyNames: string | null;
   readonly standbys: readonly {
     readonly applicationName: string;
@@ -74,6 +87,23 @@ export interface AgentEvent {
   readonly data?: Record<string, unknown>;
 }
 
+/**
+ * An observer's view of a primary in another region: the agent probes it through the WAN with a
+ * query every half second, so the controller can tell a dead or isolated primary from a partition
+ * that isolates only the controller or one observer.
+ */
+export interface ObserverProbe {
+  /** The database slot probed, `cell-0/us-east` (the cell's primary as the agent last knew it). */
+  readonly target: string;
+  readonly ok: boolean;
+  /** Failed probes in a row (0 after a success). */
+  readonly consecutiveFailures: number;
+  /** Round trip of the last successful probe, in ms. */
+  readonly latencyMs: number | null;
+  /** The last error, when the probe failed. */
+  readonly detail: string;
+}
+
 /** `POST /v1/agents/:zone/heartbeat` (agent token), every second. */
 export interface Heartbeat {
   readonly zone: string;
@@ -84,6 +114,8 @@ export interface Heartbeat {
   readonly processes: readonly ProcessReport[];
   readonly databases: readonly DatabaseReport[];
   readonly events: readonly AgentEvent[];
+  /** This zone's probes of the cells' primaries in other regions. Absent from older agents. */
+  readonly observations?: readonly ObserverProbe[];
 }
 
 /** What a drain takes out of routing: a whole region, a zone (`us-east/a`) or one instance slot id. */

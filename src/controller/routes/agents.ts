@@ -9,6 +9,7 @@ import { RingfenceError } from "../../lib/errors.js";
 import type { DesiredState, Heartbeat, RouterReport } from "../../world/contracts.js";
 import { requireRole } from "../auth.js";
 import type { ControllerContext } from "../context.js";
+import { MAX_DESIRED_WAIT_MS } from "../desired-waiters.js";
 import { ERROR_RESPONSES } from "../http-errors.js";
 import { DESIRED_STATE, HEARTBEAT, param, ROUTER_REPORT } from "../schemas.js";
 import type { AgentReport, NewEvent } from "../store.js";
@@ -48,10 +49,19 @@ export function agentReport(h: Heartbeat): AgentReport {
       detail: p.detail,
       since: p.since,
     })),
+    observations: (h.observations ?? []).map((o) => ({
+      target: o.target,
+      ok: o.ok,
+      consecutiveFailures: o.consecutiveFailures,
+      latencyMs: o.latencyMs,
+      detail: o.detail,
+    })),
     databases: h.databases.map((d) => ({
       id: d.id,
       role: d.role,
       lsn: d.lsn,
+      flushLsn: d.flushLsn ?? null,
+      timeline: d.timeline ?? null,
       synchronousStandbyNames: d.synchronousStandbyNames,
       standbys: d.standbys.map((s) => ({
         applicationName: s.applicationName,
@@ -69,12 +79,39 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ControllerContext
   const agent = requireRole(ctx.tokens, "agent");
 
   for (const [path, params] of zonePaths("desired")) {
-    app.get<{ Params: ZoneParams }>(
+    app.get<{ Params: ZoneParams; Querystring: { after?: string; waitMs?: string } }>(
       path,
-      { onRequest: agent, schema: { params, response: { 200: DESIRED_STATE, ...ERROR_RESPONSES } } },
+      {
+        onRequest: agent,
+        schema: {
+          params,
+          querystring: {
+            type: "object",
+            properties: {
+              after: { type: "string", pattern: "^[0-9]{1,15}$" },
+              waitMs: { type: "string", pattern: "^[0-9]{1,6}$" },
+            },
+            additionalProperties: false,
+          },
+          response: { 200: DESIRED_STATE, ...ERROR_RESPONSES },
+        },
+      },
       async (request): Promise<DesiredState> => {
         const zone = zoneOf(request.params);
         if (!ctx.index.zones.has(zone)) throw unknownZone(ctx, zone);
+        const after = request.query.after === undefined ? undefined : Number(request.query.after);
+        const waitMs = Math.min(MAX_DESIRED_WAIT_MS, Number(request.query.waitMs ?? 10_000));
+        if (after !== undefined) {
+          // A long poll: hold the answer until the version moves past `after` (or waitMs).
+          const gone = new AbortController();
+          request.raw.once("close", () => gone.abort());
+          await ctx.desired.until(
+            after,
+            waitMs,
+            async () => (await ctx.store.desired()).desiredVersion,
+            gone.signal,
+          );
+        }
         const desired = await ctx.store.desired();
         const restarts: Record<string, number> = {};
         for (const p of ctx.index.processesIn(zone)) restarts[p.id] = desired.restarts[p.id] ?? 0;
