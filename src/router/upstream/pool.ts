@@ -84,6 +84,8 @@ export class Exchange {
   #connection: Connection | undefined;
   #sink: BodySink | undefined;
   #discard = false;
+  /** A 'drain' listener is on the sink: one is enough, however many writes pushed back. */
+  #awaitingDrain = false;
   #buffered: Buffer[] = [];
   #onDone: ((error?: Error) => void) | undefined;
   #error: UpstreamError | undefined;
@@ -119,7 +121,7 @@ export class Exchange {
     this.#buffered = [];
     for (const chunk of buffered) this.#write(chunk);
     if (this.#state === "failed") this.#finish(this.#error);
-    else this.#connection?.resume();
+    else if (!this.#awaitingDrain) this.#connection?.resume();
   }
 
   /** Reads and drops the body, keeping the connection for the next request. */
@@ -199,16 +201,18 @@ export class Exchange {
 
   #write(chunk: Buffer): void {
     const sink = this.#sink as BodySink;
-    if (!sink.write(chunk)) {
-      const connection = this.#connection;
-      connection?.pause();
-      // A slow client is not a stalled upstream: the body timeout waits while the client drains.
-      this.deadline = Number.POSITIVE_INFINITY;
-      sink.once("drain", () => {
-        this.deadline = performance.now() + this.#limits.bodyTimeoutMs;
-        connection?.resume();
-      });
-    }
+    if (sink.write(chunk)) return;
+    this.#connection?.pause();
+    // A slow client is not a stalled upstream: the body timeout waits while the client drains.
+    this.deadline = Number.POSITIVE_INFINITY;
+    if (this.#awaitingDrain) return;
+    this.#awaitingDrain = true;
+    sink.once("drain", () => {
+      this.#awaitingDrain = false;
+      this.deadline = performance.now() + this.#limits.bodyTimeoutMs;
+      // The connection as of now: none once the exchange ended, as it may carry another exchange.
+      this.#connection?.resume();
+    });
   }
 
   #finish(error?: Error): void {
@@ -326,14 +330,15 @@ class Connection {
 
   #onEnd(): void {
     const exchange = this.#exchange;
-    this.#exchange = undefined;
     if (exchange !== undefined) {
       try {
+        // With the exchange still attached: a body that runs to the close completes through it.
         this.#parser.end();
       } catch (err) {
         exchange.fail(new UpstreamError("UPSTREAM_CLOSED", (err as Error).message));
       }
     }
+    this.#exchange = undefined;
     this.destroy();
   }
 
