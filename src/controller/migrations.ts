@@ -136,6 +136,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX telemetry_windows_window_start ON telemetry_windows (window_start);
     `,
   },
+  {
+    version: 5,
+    name: "failover",
+    sql: `
+      -- Where a cell stands: serving, failing over (fenced, reading positions), awaiting an
+      -- operator's consent, promoting, or switching over; the failover under way, if any; and how
+      -- its primary commits (quorum, or async under the 'available' durability policy).
+      ALTER TABLE cells ADD COLUMN phase text NOT NULL DEFAULT 'serving';
+      ALTER TABLE cells ADD COLUMN commit_mode text NOT NULL DEFAULT 'quorum';
+      ALTER TABLE cells ADD COLUMN failover jsonb;
+      -- Every failover and switchover once finished: its steps with their timings, the decision,
+      -- the consent and estimate when there was one, and the loss found afterwards.
+      CREATE TABLE failovers (
+        id bigserial PRIMARY KEY,
+        cell text NOT NULL,
+        kind text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz NOT NULL,
+        record jsonb NOT NULL
+      );
+      CREATE INDEX failovers_cell ON failovers (cell, started_at);
+    `,
+  },
 ];
 
 /** Applies every migration not yet in `schema_migrations`; returns the versions it applied. */

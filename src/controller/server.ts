@@ -23,10 +23,13 @@ import { type Tokens, validateTokens } from "./auth.js";
 import type { ControllerContext } from "./context.js";
 import { DesiredWaiters } from "./desired-waiters.js";
 import { EventFeed } from "./events.js";
+import { Evidence } from "./evidence.js";
+import { FailoverCoordinator, type FailoverOptions } from "./failover.js";
 import { installErrorHandlers } from "./http-errors.js";
 import { registerAgentRoutes } from "./routes/agents.js";
 import { registerDrainRoutes } from "./routes/drains.js";
 import { registerEventRoutes } from "./routes/events.js";
+import { registerFailoverRoutes } from "./routes/failover.js";
 import { registerOperatorRoutes } from "./routes/operator.js";
 import { registerReadRoutes } from "./routes/read.js";
 import { registerRoutingRoutes } from "./routes/routing.js";
@@ -60,6 +63,8 @@ export interface ControllerOptions {
   readonly routingCheckMs?: number;
   /** Most routing streams open at once; more are refused with 503. 1000 by default. */
   readonly maxRoutingStreams?: number;
+  /** Failover timing (detection, position wait, tick); the defaults aim at writes back within 5 s. */
+  readonly failover?: FailoverOptions;
 }
 
 export interface Controller {
@@ -105,6 +110,7 @@ export function buildApp(ctx: ControllerContext, options: { logger?: boolean; ke
   registerDrainRoutes(app, ctx);
   registerRoutingRoutes(app, ctx, options.keepAliveMs);
   registerTelemetryRoutes(app, ctx);
+  registerFailoverRoutes(app, ctx);
   // Open streams would keep the server from closing.
   app.addHook("preClose", async () => {
     ctx.feed.closeAll();
@@ -151,8 +157,15 @@ export async function startController(options: ControllerOptions): Promise<Contr
       checkMs: routingCheckMs,
       maxStreams: maxRoutingStreams,
     });
+    const evidence = new Evidence(index);
+    const failover = new FailoverCoordinator(
+      { index, cells: store.cells, evidence, clock },
+      options.failover,
+    );
     const ctx: ControllerContext = {
       index,
+      evidence,
+      failover,
       store,
       feed,
       routing,
@@ -167,7 +180,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
     });
     app = built;
-    built.addHook("onClose", async () => store.close());
+    built.addHook("onClose", async () => {
+      await failover.stop();
+      await store.close();
+    });
+    failover.start();
     const host = options.host ?? options.layout.controller.host;
     const port = options.port ?? options.layout.controller.port;
     try {

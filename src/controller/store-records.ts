@@ -81,7 +81,11 @@ export interface CellRow {
   primary_region: string;
   epoch: number;
   fenced: boolean;
+  commit_mode?: "quorum" | "async";
 }
+
+/** The columns a `CellRow` is read from. */
+export const CELL_COLUMNS = "cell, primary_region, epoch, fenced, commit_mode";
 
 export interface DrainRow {
   n: string;
@@ -108,6 +112,8 @@ export const toCell = (r: CellRow): CellState => ({
   primary: r.primary_region,
   epoch: r.epoch,
   fenced: r.fenced,
+  // Absent means quorum: the usual shape stays as small as it was.
+  ...(r.commit_mode === "async" ? { commit: "async" as const } : {}),
 });
 export const toDrain = (r: DrainRow): Drain => ({
   id: `drain-${r.n}`,

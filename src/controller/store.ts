@@ -15,10 +15,12 @@ import {
   type RouterReport,
   type WorldEvent,
 } from "../world/contracts.js";
+import { CellStore } from "./cell-store.js";
 import { ControlDatabase, type DatabaseOptions, type Tx } from "./database.js";
 import { migrate, SCHEMA_LOCK } from "./migrations.js";
 import {
   type AgentReport,
+  CELL_COLUMNS,
   type CellRow,
   type DesiredParts,
   DRAIN_COLUMNS,
@@ -59,6 +61,8 @@ const EVENTS_LOCK = 7_070_002;
 export class Store {
   /** Router telemetry, on the same connection pool. */
   readonly telemetry: TelemetryStore;
+  /** Cells as failover moves them, on the same connection pool. */
+  readonly cells: CellStore;
   readonly #db: ControlDatabase;
   readonly #clock: () => number;
   readonly #onAppend: () => void;
@@ -70,6 +74,10 @@ export class Store {
     this.#onAppend = options.onAppend ?? (() => {});
     this.#onDesiredChange = options.onDesiredChange ?? (() => {});
     this.telemetry = new TelemetryStore(db, options.clock);
+    this.cells = new CellStore(db, options.clock, {
+      desiredVersion: (tx, bump) => this.#desiredVersion(tx, bump),
+      insertEvents: (tx, events) => this.#insertEvents(tx, events),
+    });
   }
 
   /** Connects and applies pending migrations; fails with `RINGFENCE_CONTROL_DB_UNAVAILABLE`. */
@@ -200,7 +208,7 @@ export class Store {
     return await this.#db.transaction(async (tx) => {
       const { client } = tx;
       const current = await client.query<CellRow>(
-        "SELECT cell, primary_region, epoch, fenced FROM cells WHERE cell = $1 FOR UPDATE",
+        `SELECT ${CELL_COLUMNS} FROM cells WHERE cell = $1 FOR UPDATE`,
         [cell],
       );
       const before = current.rows[0];
@@ -212,7 +220,7 @@ export class Store {
           (
             await client.query<CellRow>(
               `UPDATE cells SET fenced = $2, updated_at = $3 WHERE cell = $1
-               RETURNING cell, primary_region, epoch, fenced`,
+               RETURNING ${CELL_COLUMNS}`,
               [cell, fenced, new Date(this.#clock())],
             )
           ).rows,
@@ -392,9 +400,7 @@ export class Store {
     const version = row(
       (await client.query<{ desired_version: string }>("SELECT desired_version FROM world")).rows,
     );
-    const cells = await client.query<CellRow>(
-      "SELECT cell, primary_region, epoch, fenced FROM cells ORDER BY cell",
-    );
+    const cells = await client.query<CellRow>(`SELECT ${CELL_COLUMNS} FROM cells ORDER BY cell`);
     const restarts = await client.query<{ process_id: string; nonce: number }>(
       "SELECT process_id, nonce FROM restarts",
     );

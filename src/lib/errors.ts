@@ -91,6 +91,12 @@ export const ERROR_CODES = {
     retryable: false,
     description: "An API request body is not sent as `application/json`.",
   },
+  RINGFENCE_FAILOVER_NOT_PENDING: {
+    status: 409,
+    retryable: false,
+    description:
+      "The cell is not in the failover state the action needs (e.g. approving a cell that is not awaiting consent, or one with no standby to promote).",
+  },
   RINGFENCE_ALREADY_DRAINED: {
     status: 409,
     retryable: false,

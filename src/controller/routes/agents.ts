@@ -154,6 +154,8 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ControllerContext
         }));
         const report = agentReport(body);
         await ctx.store.recordAgentHeartbeat(zone, report, events);
+        ctx.evidence.observe(zone, report, ctx.clock());
+        ctx.failover.poke();
         // After the commit, so a stream that rebuilds the table sees this report.
         ctx.routing.heartbeat(zone, report.processes);
         return reply.code(204).send();

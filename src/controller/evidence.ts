@@ -1,0 +1,114 @@
+/**
+ * What the controller has heard that failover decides on, kept in memory as heartbeats arrive:
+ * each observer zone's latest probe of each primary, each database's latest report, and each cell's
+ * replication history (the primary's flushed position, sampled about once a second, five minutes
+ * kept). After a controller restart it fills again within seconds; nothing here must outlive that.
+ */
+
+import { parseQuorum, type Quorum, type StandbyPosition } from "../failover/decision.js";
+import type { PrimaryEvidence, Probe } from "../failover/detection.js";
+import type { PositionSample } from "../failover/estimate.js";
+import { parseLsn } from "../lib/lsn.js";
+import type { DatabaseReport } from "../world/contracts.js";
+import type { AgentReport } from "./store-records.js";
+import type { WorldIndex } from "./world-index.js";
+
+const HISTORY_KEPT = 300;
+const SAMPLE_EVERY_MS = 900;
+
+interface Heard<T> {
+  readonly value: T;
+  readonly atMs: number;
+  readonly zone: string;
+}
+
+export class Evidence {
+  readonly #index: WorldIndex;
+  /** `${observer zone}|${target slot}` → probe. */
+  #probes = new Map<string, Probe & { readonly target: string }>();
+  /** Database slot id → its latest report. */
+  #databases = new Map<string, Heard<DatabaseReport>>();
+  /** Cell → samples of its primary's flushed position. */
+  #history = new Map<string, PositionSample[]>();
+
+  constructor(index: WorldIndex) {
+    this.#index = index;
+  }
+
+  /** Takes in one agent heartbeat received at `atMs`. */
+  observe(zone: string, report: AgentReport, atMs: number): void {
+    const region = zone.split("/")[0] as string;
+    for (const o of report.observations ?? []) {
+      this.#probes.set(`${zone}|${o.target}`, {
+        observer: zone,
+        region,
+        ok: o.ok,
+        consecutiveFailures: o.consecutiveFailures,
+        atMs,
+        target: o.target,
+      });
+    }
+    for (const d of report.databases) {
+      this.#databases.set(d.id, { value: d, atMs, zone });
+      if (d.role !== "primary") continue;
+      const cell = this.#index.layout.databases.find((x) => x.id === d.id)?.cell;
+      const lsn = parseLsn(d.flushLsn ?? d.lsn);
+      if (cell === undefined || lsn === undefined) continue;
+      const samples = this.#history.get(cell) ?? [];
+      const last = samples[samples.length - 1];
+      if (last !== undefined && atMs - last.atMs < SAMPLE_EVERY_MS) continue;
+      samples.push({ atMs, lsn });
+      if (samples.length > HISTORY_KEPT) samples.splice(0, samples.length - HISTORY_KEPT);
+      this.#history.set(cell, samples);
+    }
+  }
+
+  /** What detection needs about the cell's primary in `primaryRegion`. */
+  primary(cell: string, primaryRegion: string): PrimaryEvidence {
+    const target = `${cell}/${primaryRegion}`;
+    const probes = [...this.#probes.values()].filter((p) => p.target === target);
+    const own = this.#databases.get(target);
+    return {
+      cell,
+      primaryRegion,
+      probes,
+      agent: own === undefined ? undefined : { databaseUp: own.value.role === "primary", atMs: own.atMs },
+    };
+  }
+
+  /** The quorum the cell's primary in `primaryRegion` last reported committing with. */
+  quorum(cell: string, primaryRegion: string): Quorum | undefined {
+    const own = this.#databases.get(`${cell}/${primaryRegion}`);
+    return own === undefined ? undefined : parseQuorum(own.value.synchronousStandbyNames);
+  }
+
+  /**
+   * The positions of the cell's instances outside `primaryRegion`, counting only reports received
+   * after `sinceMs` (a standby stops receiving once its primary is gone, so a report from
+   * after the failure is its final position).
+   */
+  standbys(cell: string, primaryRegion: string, sinceMs: number): StandbyPosition[] {
+    return this.#index.layout.databases
+      .filter((d) => d.cell === cell && d.region !== primaryRegion)
+      .map((d) => {
+        const heard = this.#databases.get(d.id);
+        const fresh = heard !== undefined && heard.atMs > sinceMs && heard.value.role === "standby";
+        return {
+          name: d.applicationName,
+          region: d.region,
+          flushLsn: fresh ? parseLsn(heard.value.flushLsn ?? heard.value.lsn) : undefined,
+        };
+      });
+  }
+
+  /** The latest report of one database slot, with when it was received. */
+  database(id: string): { report: DatabaseReport; atMs: number } | undefined {
+    const heard = this.#databases.get(id);
+    return heard === undefined ? undefined : { report: heard.value, atMs: heard.atMs };
+  }
+
+  /** The cell's sampled replication history, oldest first. */
+  history(cell: string): readonly PositionSample[] {
+    return this.#history.get(cell) ?? [];
+  }
+}

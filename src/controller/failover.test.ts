@@ -1,0 +1,279 @@
+/**
+ * The failover reconciler against a real control database, driven by heartbeats the way agents
+ * would send them: observers' probes, standby positions, the new primary's report.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { sampleTopology } from "../topology/testing.js";
+import type { DatabaseReport, Heartbeat, ObserverProbe, WorldEvent } from "../world/contracts.js";
+import { buildLayout } from "../world/layout.js";
+import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
+
+const LIMIT = { timeout: 60_000 };
+const topology = sampleTopology();
+const layout = buildLayout(topology, 203);
+const clock = new ManualClock();
+let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
+
+before(async () => {
+  fixture = await startTestController({
+    topology,
+    layout,
+    heartbeatTimeoutMs: 3_000,
+    clock,
+    failover: { positionWaitMs: 2_000, tickMs: 50 },
+  });
+});
+
+after(async () => {
+  await fixture?.stop();
+});
+
+const enc = encodeURIComponent;
+const home = (cell: string) => topology.cells.list.find((c) => c.id === cell)?.home as string;
+const zoneOf = (region: string) => `${region}/a`;
+/** The zone holding the cell's database in a region. */
+const dbZone = (cell: string, region: string) =>
+  layout.databases.find((d) => d.cell === cell && d.region === region)?.zone as string;
+
+async function call(method: "GET" | "POST", url: string, token: string, payload?: unknown) {
+  const res = await fixture?.controller.app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${token}` },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
+  assert.ok(res);
+  return { status: res.statusCode, body: res.body === "" ? undefined : res.json() };
+}
+
+interface Shape {
+  /** Observations this zone sends. */
+  probes?: ObserverProbe[];
+  /** Replaces the zone's database reports. */
+  databases?: (d: DatabaseReport) => DatabaseReport;
+}
+
+async function beat(zone: string, shape: Shape = {}): Promise<void> {
+  const base = healthyHeartbeat(topology, layout, zone);
+  const body: Heartbeat = {
+    ...base,
+    databases: base.databases.map(shape.databases ?? ((d) => d)),
+    ...(shape.probes ? { observations: shape.probes } : {}),
+  };
+  const res = await call("POST", `/v1/agents/${enc(zone)}/heartbeat`, TEST_TOKENS.agent, body);
+  assert.equal(res.status, 204, JSON.stringify(res.body));
+}
+
+const down = (target: string, failures = 2): ObserverProbe => ({
+  target,
+  ok: false,
+  consecutiveFailures: failures,
+  latencyMs: null,
+  detail: "connection refused",
+});
+const up = (target: string): ObserverProbe => ({
+  target,
+  ok: true,
+  consecutiveFailures: 0,
+  latencyMs: 3,
+  detail: "",
+});
+
+async function cellState(cell: string) {
+  const res = await call("GET", "/v1/failover", TEST_TOKENS.reader);
+  assert.equal(res.body.reconcilerError, undefined, JSON.stringify(res.body.reconcilerError));
+  return res.body.cells.find((c: { cell: { cell: string } }) => c.cell.cell === cell) as {
+    cell: { primary: string; epoch: number; fenced: boolean };
+    phase: string;
+    failover: Record<string, unknown> | null;
+  };
+}
+
+async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (t: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+async function eventsOf(cell: string): Promise<WorldEvent[]> {
+  const res = await call("GET", "/v1/events?limit=1000", TEST_TOKENS.reader);
+  return (res.body.events as WorldEvent[]).filter((e) => e.subject === cell);
+}
+
+/** A standby's report in `region` of `cell` with its flushed position. */
+const standbyAt =
+  (cell: string, region: string, flushLsn: string) =>
+  (d: DatabaseReport): DatabaseReport =>
+    d.id === `${cell}/${region}` ? { ...d, role: "standby", lsn: flushLsn, flushLsn } : d;
+
+test(
+  "a partition that isolates only the controller, or cuts one observer off, fails nothing over",
+  LIMIT,
+  async () => {
+    const cell = "cell-0";
+    const primary = home(cell);
+    const others = ["r1", "r2", "r3"].filter((r) => r !== primary);
+    // One observer region cannot reach the primary, the other can.
+    await beat(zoneOf(others[0] as string), { probes: [down(`${cell}/${primary}`, 5)] });
+    await beat(zoneOf(others[1] as string), { probes: [up(`${cell}/${primary}`)] });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await cellState(cell)).phase, "serving");
+    // The controller hears nothing fresh (it is the one cut off): old failures do not count.
+    clock.advance(10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const state = await cellState(cell);
+    assert.equal(state.phase, "serving");
+    assert.equal(state.cell.fenced, false);
+  },
+);
+
+test(
+  "the primary's region gone: fenced, the standby furthest ahead promoted, writers unfenced once it is primary",
+  LIMIT,
+  async () => {
+    const cell = "cell-1";
+    const primary = home(cell);
+    const [a, b] = ["r1", "r2", "r3"].filter((r) => r !== primary) as [string, string];
+    const before = await cellState(cell);
+    clock.advance(1_000);
+    await beat(zoneOf(a), { probes: [down(`${cell}/${primary}`)] });
+    await beat(zoneOf(b), { probes: [down(`${cell}/${primary}`)] });
+    const fenced = await until(
+      "fenced",
+      () => cellState(cell),
+      (s) => s.phase !== "serving",
+    );
+    assert.equal(fenced.cell.fenced, true);
+    clock.advance(1);
+    // Positions after the failure: b is further ahead.
+    await beat(dbZone(cell, a), { databases: standbyAt(cell, a, "0/5000000") });
+    await beat(dbZone(cell, b), { databases: standbyAt(cell, b, "0/5000100") });
+    const promoting = await until(
+      "promoting",
+      () => cellState(cell),
+      (s) => s.phase === "promoting",
+    );
+    assert.equal(promoting.cell.primary, b);
+    assert.equal(promoting.cell.epoch, before.cell.epoch + 1);
+    assert.equal(promoting.cell.fenced, true, "writers stay fenced until the new primary is confirmed");
+    // The new primary reports itself primary.
+    await beat(dbZone(cell, b), {
+      databases: (d) => (d.id === `${cell}/${b}` ? { ...d, role: "primary", flushLsn: "0/5000200" } : d),
+    });
+    const serving = await until(
+      "serving",
+      () => cellState(cell),
+      (s) => s.phase === "serving",
+    );
+    assert.equal(serving.cell.fenced, false);
+    assert.equal(serving.cell.primary, b);
+    const kinds = (await eventsOf(cell)).map((e) => e.kind);
+    for (const k of ["failover.started", "failover.promoting", "failover.completed"])
+      assert.ok(kinds.includes(k), k);
+    const history = (await call("GET", "/v1/failover", TEST_TOKENS.reader)).body.history as {
+      cell: string;
+      record: { steps: Record<string, number>; decision: { target: string; proof: string } };
+    }[];
+    const done = history.find((h) => h.cell === cell);
+    assert.ok(done);
+    assert.equal(done.record.decision.target, b);
+    assert.match(done.record.decision.proof, /2 of the 2 quorum standbys answered/);
+    for (const step of ["detected", "fenced", "decided", "promoted", "unfenced"])
+      assert.ok(step in done.record.steps, step);
+  },
+);
+
+test(
+  "a quorum standby missing too: consent is asked with an estimate; approval promotes the survivor",
+  LIMIT,
+  async () => {
+    const cell = "cell-2";
+    const primary = home(cell);
+    const [a, b] = ["r1", "r2", "r3"].filter((r) => r !== primary) as [string, string];
+    // Replication history: the primary's flushed position grows over a few seconds.
+    for (let i = 1; i <= 4; i++) {
+      clock.advance(1_000);
+      await beat(dbZone(cell, primary), {
+        databases: (d) =>
+          d.id === `${cell}/${primary}`
+            ? { ...d, flushLsn: `0/${(0x6000000 + i * 0x1000).toString(16)}` }
+            : d,
+      });
+    }
+    clock.advance(500);
+    // Observers in both other regions cannot reach it; a's standby is gone as well (its zone is
+    // silent: the observer of region a is its other zone), b answers behind the primary's last sample.
+    const standbyZone = layout.databases.find((d) => d.cell === cell && d.region === a)?.zone;
+    const observerA = [`${a}/a`, `${a}/b`].find((z) => z !== standbyZone) as string;
+    await beat(zoneOf(b), { probes: [down(`${cell}/${primary}`)] });
+    await beat(observerA, { probes: [down(`${cell}/${primary}`)] });
+    await until(
+      "fenced",
+      () => cellState(cell),
+      (s) => s.phase !== "serving",
+    );
+    clock.advance(1);
+    await beat(dbZone(cell, b), { databases: standbyAt(cell, b, "0/6002000") });
+    // a's standby never answers: the decision is made with what came in once the wait is over.
+    clock.advance(2_500);
+    const waiting = await until(
+      "awaiting consent",
+      () => cellState(cell),
+      (s) => s.phase === "awaiting-consent",
+      15_000,
+    );
+    const estimate = waiting.failover?.estimate as { bytes: number; seconds: number };
+    assert.ok(estimate.bytes > 0, "the estimate counts the bytes past the survivor");
+    assert.ok(estimate.seconds > 0);
+    assert.equal(waiting.cell.fenced, true);
+    // Refused without the explicit flag, and for a cell that is not waiting.
+    assert.equal(
+      (
+        await call("POST", `/v1/cells/${cell}/failover/approve`, TEST_TOKENS.operator, {
+          reason: "x",
+          acceptDataLoss: false,
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (
+        await call("POST", "/v1/cells/cell-0/failover/approve", TEST_TOKENS.operator, {
+          reason: "x",
+          acceptDataLoss: true,
+        })
+      ).status,
+      409,
+    );
+    assert.equal(
+      (
+        await call("POST", `/v1/cells/${cell}/failover/approve`, TEST_TOKENS.reader, {
+          reason: "x",
+          acceptDataLoss: true,
+        })
+      ).status,
+      403,
+    );
+    const approved = await call("POST", `/v1/cells/${cell}/failover/approve`, TEST_TOKENS.operator, {
+      reason: "region lost, drill",
+      acceptDataLoss: true,
+    });
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.phase, "promoting");
+    assert.equal(approved.body.cell.primary, b);
+    const approval = (await eventsOf(cell)).find((e) => e.kind === "failover.approved");
+    assert.ok(approval);
+    assert.equal(approval.actor, "operator");
+    assert.deepEqual(approval.data.estimate, estimate);
+  },
+);

@@ -1,0 +1,341 @@
+/**
+ * The failover reconciler: every quarter second, and right after each heartbeat, it moves each cell
+ * through its failover cycle using the rules in `src/failover/`:
+ *
+ *   serving ──(observers in 2 other regions agree the primary is gone)──▶ failing-over: fenced
+ *   failing-over ──(standby positions in: zero loss provable)──────────▶ promoting: new primary, epoch + 1
+ *   failing-over ──(not provable)──▶ awaiting-consent ──(operator approves, or proof arrives)──▶ promoting
+ *   failing-over / awaiting-consent ──(the old primary is reachable again)──▶ serving (aborted, unfenced)
+ *   promoting ──(the new primary reports itself primary)──▶ serving: unfenced, recorded in the history
+ *
+ * Agents do the database work (fence the writers, promote, repoint, rewind); the reconciler only
+ * decides and records, every step as an event with its time.
+ */
+import { type Decision, decideFailover, type Quorum } from "../failover/decision.js";
+import { type DetectionOptions, judgePrimary } from "../failover/detection.js";
+import { estimateLoss } from "../failover/estimate.js";
+import { RingfenceError } from "../lib/errors.js";
+import { formatLsn } from "../lib/lsn.js";
+import type { CellFailoverState, CellStore } from "./cell-store.js";
+import type { Evidence } from "./evidence.js";
+import type { NewEvent } from "./store-records.js";
+import type { WorldIndex } from "./world-index.js";
+
+export interface FailoverOptions {
+  readonly detection?: DetectionOptions;
+  /** How long to wait for every standby's position before deciding with those that answered. Default 2.5 s. */
+  readonly positionWaitMs?: number;
+  /** How often cells are looked at. Default 250 ms. */
+  readonly tickMs?: number;
+}
+
+/** The failover under way, as stored on the cell. */
+export interface FailoverRecord {
+  readonly kind: "automatic" | "consent";
+  readonly from: string;
+  readonly reason: string;
+  readonly startedAtMs: number;
+  readonly steps: Readonly<Record<string, number>>;
+  readonly decision?: {
+    readonly target: string;
+    readonly flushLsn: string;
+    readonly proof?: string;
+    readonly reason?: string;
+  };
+  readonly estimate?: { readonly bytes: number; readonly seconds: number; readonly basis: string };
+  readonly consent?: { readonly reason: string; readonly atMs: number };
+}
+
+const DEFAULTS = { positionWaitMs: 2_500, tickMs: 250 } as const;
+
+export class FailoverCoordinator {
+  readonly #index: WorldIndex;
+  readonly #cells: CellStore;
+  readonly #evidence: Evidence;
+  readonly #clock: () => number;
+  readonly #options: FailoverOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  /** The last pass's failure, shown by `GET /v1/failover` until a pass succeeds. */
+  lastError: { readonly message: string; readonly atMs: number } | undefined;
+  #again = false;
+  /** Cells whose "no candidate" was already logged during the current failover. */
+  #noted = new Set<string>();
+
+  constructor(
+    deps: { index: WorldIndex; cells: CellStore; evidence: Evidence; clock: () => number },
+    options: FailoverOptions = {},
+  ) {
+    this.#index = deps.index;
+    this.#cells = deps.cells;
+    this.#evidence = deps.evidence;
+    this.#clock = deps.clock;
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.poke(), this.#options.tickMs ?? DEFAULTS.tickMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => {});
+  }
+
+  /** Looks at every cell now (coalesced: one pass at a time, one more queued at most). */
+  poke(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.tick()
+      .then(() => {
+        this.lastError = undefined;
+      })
+      .catch((err: Error) => {
+        // Most often the control database is away: the next tick tries again.
+        this.lastError = { message: err.message, atMs: this.#clock() };
+      })
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.poke();
+        }
+      });
+  }
+
+  /** One pass over every cell. */
+  async tick(): Promise<void> {
+    for (const state of await this.#cells.states()) await this.#step(state);
+  }
+
+  async #step(state: CellFailoverState): Promise<void> {
+    const { cell } = state.cell;
+    const now = this.#clock();
+    const record = state.failover as FailoverRecord | null;
+    switch (state.phase) {
+      case "serving": {
+        const verdict = judgePrimary(
+          this.#evidence.primary(cell, state.cell.primary),
+          now,
+          this.#options.detection,
+        );
+        if (verdict.state !== "failed") return;
+        this.#noted.delete(cell);
+        const started: FailoverRecord = {
+          kind: "automatic",
+          from: state.cell.primary,
+          reason: verdict.reason,
+          startedAtMs: now,
+          steps: { detected: now, fenced: now },
+        };
+        await this.#cells.update(cell, { fenced: true, phase: "failing-over", failover: { ...started } }, [
+          event(
+            "failover.started",
+            cell,
+            `primary in ${state.cell.primary} failed: ${verdict.reason}; writers fenced`,
+            {
+              from: state.cell.primary,
+              reason: verdict.reason,
+              regions: verdict.regions,
+            },
+          ),
+        ]);
+        return;
+      }
+      case "failing-over":
+      case "awaiting-consent": {
+        if (!record) return;
+        if (await this.#abortIfBack(state, record, now)) return;
+        const standbys = this.#evidence.standbys(cell, record.from, record.startedAtMs);
+        const allIn = standbys.every((s) => s.flushLsn !== undefined);
+        const waited = now - record.startedAtMs >= (this.#options.positionWaitMs ?? DEFAULTS.positionWaitMs);
+        if (state.phase === "failing-over" && !allIn && !waited) return;
+        const decision = this.#decide(cell, record, now);
+        if (decision.kind === "promote") return await this.#promote(state, record, decision, now);
+        if (decision.kind === "no-candidate") {
+          if (!this.#noted.has(cell)) {
+            this.#noted.add(cell);
+            await this.#cells.update(cell, {}, [
+              event(
+                "failover.no-candidate",
+                cell,
+                `no standby of ${cell} can be promoted yet: ${decision.reason}`,
+                {},
+              ),
+            ]);
+          }
+          return;
+        }
+        if (state.phase === "awaiting-consent") return;
+        const estimate = estimateLoss(
+          this.#evidence.history(cell),
+          decision.target.flushLsn,
+          record.startedAtMs,
+        );
+        const waiting: FailoverRecord = {
+          ...record,
+          steps: { ...record.steps, consentAsked: now },
+          decision: {
+            target: decision.target.region,
+            flushLsn: formatLsn(decision.target.flushLsn),
+            reason: decision.reason,
+          },
+          estimate,
+        };
+        await this.#cells.update(cell, { phase: "awaiting-consent", failover: { ...waiting } }, [
+          event(
+            "failover.awaiting-consent",
+            cell,
+            `zero loss cannot be proven (${decision.reason}); estimated loss ${estimate.bytes} bytes, up to ${estimate.seconds.toFixed(1)} s of writes. Approve with: ringfence failover approve ${cell} --accept-data-loss`,
+            { target: decision.target.region, estimate },
+          ),
+        ]);
+        return;
+      }
+      case "promoting": {
+        if (!record) return;
+        const promotedAt = record.steps.decided ?? record.startedAtMs;
+        const db = this.#evidence.database(`${cell}/${state.cell.primary}`);
+        if (!db || db.atMs < promotedAt || db.report.role !== "primary") return;
+        const steps = { ...record.steps, promoted: db.atMs, unfenced: now };
+        const done = { ...record, steps, totalMs: now - record.startedAtMs };
+        await this.#cells.update(
+          cell,
+          { fenced: false, phase: "serving", failover: null },
+          [
+            event(
+              "failover.completed",
+              cell,
+              `${state.cell.primary} is the primary of ${cell} (was ${record.from}); writers unfenced ${now - record.startedAtMs} ms after the failure was declared`,
+              { from: record.from, to: state.cell.primary, steps, totalMs: done.totalMs, kind: record.kind },
+            ),
+          ],
+          { kind: record.kind, startedAtMs: record.startedAtMs, record: done },
+        );
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The decision with the positions heard since the failover began. */
+  #decide(cell: string, record: FailoverRecord, _now: number): Decision {
+    const standbys = this.#evidence.standbys(cell, record.from, record.startedAtMs);
+    const quorum: Quorum = this.#evidence.quorum(cell, record.from) ?? {
+      k: this.#index.topology.cells.syncQuorum,
+      names: standbys.map((s) => s.name),
+    };
+    return decideFailover({ quorum, standbys, preference: regionsByDistance(this.#index, record.from) });
+  }
+
+  async #promote(
+    state: CellFailoverState,
+    record: FailoverRecord,
+    decision: Extract<Decision, { kind: "promote" | "await-consent" }>,
+    now: number,
+    consent?: { reason: string; actor: string },
+  ): Promise<void> {
+    const { cell } = state.cell;
+    const next: FailoverRecord = {
+      ...record,
+      kind: consent ? "consent" : record.kind,
+      steps: { ...record.steps, decided: now },
+      decision: {
+        target: decision.target.region,
+        flushLsn: formatLsn(decision.target.flushLsn),
+        ...(decision.kind === "promote" ? { proof: decision.proof } : { reason: decision.reason }),
+      },
+      ...(consent ? { consent: { reason: consent.reason, atMs: now } } : {}),
+    };
+    await this.#cells.update(
+      cell,
+      { primary: decision.target.region, phase: "promoting", failover: { ...next } },
+      [
+        consent
+          ? {
+              ...event(
+                "failover.approved",
+                cell,
+                `promoting ${decision.target.region} (at ${formatLsn(decision.target.flushLsn)}) with the operator's consent to lose data: ${consent.reason}`,
+                { target: decision.target.region, estimate: record.estimate, reason: consent.reason },
+              ),
+              actor: consent.actor,
+            }
+          : event(
+              "failover.promoting",
+              cell,
+              `promoting ${decision.target.region} (at ${formatLsn(decision.target.flushLsn)}): ${decision.kind === "promote" ? decision.proof : decision.reason}`,
+              { target: decision.target.region, flushLsn: formatLsn(decision.target.flushLsn) },
+            ),
+      ],
+    );
+  }
+
+  /** Before a promotion, a primary that is reachable again ends the failover: nothing was lost. */
+  async #abortIfBack(state: CellFailoverState, record: FailoverRecord, now: number): Promise<boolean> {
+    const verdict = judgePrimary(
+      this.#evidence.primary(state.cell.cell, record.from),
+      now,
+      this.#options.detection,
+    );
+    if (verdict.state !== "healthy") return false;
+    const steps = { ...record.steps, aborted: now };
+    await this.#cells.update(
+      state.cell.cell,
+      { fenced: false, phase: "serving", failover: null },
+      [
+        event(
+          "failover.aborted",
+          state.cell.cell,
+          `the primary in ${record.from} is reachable again before any promotion; writers unfenced`,
+          { steps },
+        ),
+      ],
+      { kind: `${record.kind}-aborted`, startedAtMs: record.startedAtMs, record: { ...record, steps } },
+    );
+    return true;
+  }
+
+  /**
+   * The operator's consent for a cell awaiting it: promotes the standby furthest ahead now. Throws
+   * RINGFENCE_NOT_FOUND for an unknown cell, RINGFENCE_CONFLICT when the cell is not waiting.
+   */
+  async approve(cell: string, reason: string, actor = "operator"): Promise<void> {
+    const state = (await this.#cells.states()).find((s) => s.cell.cell === cell);
+    if (!state) throw new RingfenceError("RINGFENCE_NOT_FOUND", `no cell ${cell} in this world`);
+    const record = state.failover as FailoverRecord | null;
+    if (state.phase !== "awaiting-consent" || !record) {
+      throw new RingfenceError(
+        "RINGFENCE_FAILOVER_NOT_PENDING",
+        `${cell} is ${state.phase}, not awaiting consent; see ringfence failover status`,
+      );
+    }
+    const now = this.#clock();
+    const decision = this.#decide(cell, record, now);
+    if (decision.kind === "no-candidate") {
+      throw new RingfenceError(
+        "RINGFENCE_FAILOVER_NOT_PENDING",
+        `${cell} has no standby to promote: ${decision.reason}`,
+      );
+    }
+    await this.#promote(state, record, decision, now, { reason, actor });
+  }
+}
+
+function event(kind: string, cell: string, message: string, data: Record<string, unknown>): NewEvent {
+  return { kind, actor: "controller", subject: cell, message, data };
+}
+
+/** Regions by WAN latency from `from`, nearest first (its pair is usually first). */
+function regionsByDistance(index: WorldIndex, from: string): string[] {
+  const origin = index.topology.regions.find((r) => r.name === from);
+  return index.topology.regions
+    .filter((r) => r.name !== from)
+    .map((r) => r.name)
+    .sort((a, b) => (origin?.latencyMs[a] ?? 0) - (origin?.latencyMs[b] ?? 0) || a.localeCompare(b));
+}

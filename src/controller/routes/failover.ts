@@ -1,0 +1,89 @@
+/**
+ * Failover routes: `GET /v1/failover` (reader) shows every cell's phase, the failover under way
+ * (with its estimate when it waits for consent) and the recent history; `POST
+ * /v1/cells/:cell/failover/approve` (operator, `acceptDataLoss: true` required) gives the consent a
+ * cell in `awaiting-consent` waits for.
+ */
+import type { FastifyInstance } from "fastify";
+import { RingfenceError } from "../../lib/errors.js";
+import { requireRole } from "../auth.js";
+import type { ControllerContext } from "../context.js";
+import { ERROR_RESPONSES } from "../http-errors.js";
+import { CELL_STATE, param, REASON } from "../schemas.js";
+import { operatorData } from "./operator.js";
+
+const HISTORY = 50;
+
+export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerContext): void {
+  const read = requireRole(ctx.tokens, "read");
+  const operate = requireRole(ctx.tokens, "operate");
+
+  app.get(
+    "/v1/failover",
+    {
+      onRequest: read,
+      schema: {
+        response: {
+          200: {
+            type: "object",
+            required: ["cells", "history"],
+            properties: {
+              cells: {
+                type: "array",
+                items: {
+                  type: "object",
+                  required: ["cell", "phase", "failover"],
+                  properties: {
+                    cell: CELL_STATE,
+                    phase: { type: "string" },
+                    failover: { type: ["object", "null"], additionalProperties: true },
+                  },
+                },
+              },
+              history: { type: "array", items: { type: "object", additionalProperties: true } },
+              reconcilerError: { type: "object", additionalProperties: true },
+            },
+          },
+          ...ERROR_RESPONSES,
+        },
+      },
+    },
+    async () => ({
+      cells: await ctx.store.cells.states(),
+      history: await ctx.store.cells.history(undefined, HISTORY),
+      ...(ctx.failover.lastError ? { reconcilerError: ctx.failover.lastError } : {}),
+    }),
+  );
+
+  app.post<{ Params: { cell: string }; Body: { reason: string; acceptDataLoss: boolean } }>(
+    "/v1/cells/:cell/failover/approve",
+    {
+      onRequest: operate,
+      schema: {
+        params: param("cell"),
+        body: {
+          type: "object",
+          required: ["reason", "acceptDataLoss"],
+          additionalProperties: false,
+          properties: { reason: REASON, acceptDataLoss: { type: "boolean" } },
+        },
+        response: { 200: { type: "object", additionalProperties: true }, ...ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const { cell } = request.params;
+      if (!ctx.index.cells.has(cell))
+        throw new RingfenceError("RINGFENCE_NOT_FOUND", `no cell ${cell} in this world`);
+      if (request.body.acceptDataLoss !== true) {
+        throw new RingfenceError(
+          "RINGFENCE_BAD_REQUEST",
+          "body.acceptDataLoss must be true: approving promotes a standby that may lack acknowledged writes",
+          { problems: [{ path: "body.acceptDataLoss", message: "must be true" }] },
+        );
+      }
+      const data = operatorData(request, "failover-approve", request.body.reason);
+      await ctx.failover.approve(cell, `${data.reason} (from ${data.ip})`);
+      return (await ctx.store.cells.states()).find((s) => s.cell.cell === cell) ?? {};
+    },
+  );
+}
