@@ -5,10 +5,8 @@
  */
 import type { Command } from "commander";
 import { RingfenceError } from "../lib/errors.js";
-import { loadTopology } from "../topology/load.js";
 import type { Drain } from "../world/contracts.js";
-import { buildLayout } from "../world/layout.js";
-import { StateDir } from "../world/state.js";
+import { call } from "./controller-client.js";
 import { EXIT, type Io } from "./output.js";
 import { DEFAULT_STATE_DIR } from "./world.js";
 
@@ -19,43 +17,6 @@ interface Flags {
 }
 
 const KINDS = ["region", "zone", "instance"] as const;
-
-async function call(
-  stateDir: string,
-  method: string,
-  path: string,
-  role: "reader" | "operator",
-  body?: unknown,
-): Promise<unknown> {
-  const state = new StateDir(stateDir);
-  const config = state.readConfig();
-  const layout = buildLayout(loadTopology(config.topologyFile), config.addressBase);
-  const url = `http://${layout.controller.host}:${layout.controller.port}${path}`;
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method,
-      headers: {
-        authorization: `Bearer ${state.tokens()[role]}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(5_000),
-    });
-  } catch (err) {
-    throw new RingfenceError(
-      "RINGFENCE_WORLD_NOT_FOUND",
-      `the controller at ${url} does not answer (${(err as Error).message}); is the world up?`,
-    );
-  }
-  const text = await res.text();
-  const parsed = text === "" ? {} : (JSON.parse(text) as { error?: { message?: string; code?: string } });
-  if (!res.ok) {
-    const e = (parsed as { error?: { message?: string; code?: string } }).error;
-    throw new RingfenceError("RINGFENCE_USAGE", `${e?.code ?? res.status}: ${e?.message ?? text}`);
-  }
-  return parsed;
-}
 
 function requireReason(flags: Flags): string {
   if (!flags.reason || flags.reason.trim() === "") {

@@ -8,6 +8,7 @@ import { Command, CommanderError } from "commander";
 import { PACKAGE_ROOT } from "../topology/load.js";
 import { registerDemo } from "./demo.js";
 import { registerDrain } from "./drain.js";
+import { registerFailover } from "./failover.js";
 import { registerLoad } from "./load.js";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
 import { registerPlan } from "./plan.js";
@@ -35,6 +36,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerWorld(program, io, setExit);
   registerDemo(program);
   registerDrain(program, io, setExit);
+  registerFailover(program, io, setExit);
   registerLoad(program, io, setExit);
   try {
     await program.parseAsync([...argv], { from: "user" });
