@@ -9,21 +9,20 @@ export interface RouteMatch {
   /** The matched route as written in the topology (`GET /users/:id`), or `other`. */
   readonly route: string;
   readonly hedge: boolean;
-  readonly fallback: boolean;
 }
 
 interface CompiledRoute {
   readonly service: string;
   readonly method: string;
-  readonly name: string;
   readonly pattern: RegExp;
-  readonly hedge: boolean;
+  /** What a request on this route matches: one frozen object, so matching allocates nothing. */
+  readonly match: RouteMatch;
 }
 
 export class RouteTable {
   #routes: CompiledRoute[];
   #fallbacks: CompiledRoute[];
-  #defaultService: string;
+  #other: RouteMatch;
 
   constructor(topology: Topology) {
     this.#routes = topology.services.flatMap((s) =>
@@ -32,16 +31,22 @@ export class RouteTable {
     this.#fallbacks = topology.services.flatMap((s) =>
       (s.fallback?.routes ?? []).map((r) => compile(s.name, r.method, r.path, false)),
     );
-    this.#defaultService = topology.services[0]?.name ?? "";
+    this.#other = Object.freeze({ service: topology.services[0]?.name ?? "", route: "other", hedge: false });
   }
 
+  /** The route of a request path (without its query). */
   match(method: string, path: string): RouteMatch {
-    const route = this.#routes.find((r) => (r.method === "*" || r.method === method) && r.pattern.test(path));
-    const service = route?.service ?? this.#defaultService;
-    const fallback = this.#fallbacks.some(
+    for (const r of this.#routes) {
+      if ((r.method === "*" || r.method === method) && r.pattern.test(path)) return r.match;
+    }
+    return this.#other;
+  }
+
+  /** Whether the service's fallback may serve this request (asked only when no instance is healthy). */
+  fallback(service: string, method: string, path: string): boolean {
+    return this.#fallbacks.some(
       (r) => r.service === service && (r.method === "*" || r.method === method) && r.pattern.test(path),
     );
-    return { service, route: route?.name ?? "other", hedge: route?.hedge ?? false, fallback };
   }
 }
 
@@ -52,5 +57,10 @@ function compile(service: string, method: string, path: string, hedge: boolean):
       seg.startsWith(":") ? "[^/]+" : seg === "*" ? ".*" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
     )
     .join("/");
-  return { service, method, name: `${method} ${path}`, pattern: new RegExp(`^${source}$`), hedge };
+  return {
+    service,
+    method,
+    pattern: new RegExp(`^${source}$`),
+    match: Object.freeze({ service, route: `${method} ${path}`, hedge }),
+  };
 }

@@ -18,6 +18,7 @@ import { tenantBucket } from "../topology/placement.js";
 import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
 import { headerValue, readRequestHeaders, responseHeaders, upstreamLines } from "./headers.js";
 import {
+  type HeaderValue,
   LatencyTracker,
   LoadShedder,
   OutlierDetector,
@@ -26,6 +27,7 @@ import {
   parseTenant,
   RetryBudget,
   retryDelayMs,
+  type TenantOptions,
 } from "./policy/index.js";
 import { RouteTable } from "./routes.js";
 import type { LiveTable, TableClient } from "./table.js";
@@ -91,6 +93,12 @@ export class RouterServer {
   #latency = new Map<string, LatencyTracker>();
   #rotation = 0;
   #tenantHeader: string;
+  #tenantOptions: TenantOptions;
+  /** Reused for every request: parseTenant reads it and keeps nothing. */
+  #tenantInput: { headers: Record<string, HeaderValue>; path: string } = { headers: {}, path: "/" };
+  #cellNames: string[] = [];
+  /** The instance slots of each (service, cell, kind), grouped by region, own region first. */
+  #slots = new Map<string, InstanceSlot[][]>();
   /** Requests answered and those answered with a status ≥ 500, since start. */
   readonly counts = { requests: 0, errors: 0 };
 
@@ -111,6 +119,19 @@ export class RouterServer {
     ];
     this.#routes = new RouteTable(topology);
     this.#tenantHeader = topology.routers.tenantHeader.toLowerCase();
+    this.#tenantOptions = {
+      header: this.#tenantHeader,
+      ...(topology.routers.tenantPathPrefix ? { pathPrefix: topology.routers.tenantPathPrefix } : {}),
+    };
+    for (const slot of layout.instances) {
+      const key = `${slot.service}|${slot.cell}|${slot.kind}`;
+      let groups = this.#slots.get(key);
+      if (!groups) {
+        groups = this.#order.map(() => []);
+        this.#slots.set(key, groups);
+      }
+      groups[this.#order.indexOf(slot.region)]?.push(slot);
+    }
     const now = options.now ?? Date.now;
     this.#outliers = new OutlierDetector({ now, ...options.outlier });
     this.#shedder = new LoadShedder({ limit: topology.routers.maxInFlightPerCell });
@@ -202,15 +223,26 @@ export class RouterServer {
     return u;
   }
 
+  /** `cell-<n>`, built once per cell. */
+  #cellName(index: number): string {
+    let name = this.#cellNames[index];
+    if (name === undefined) {
+      name = `cell-${index}`;
+      this.#cellNames[index] = name;
+    }
+    return name;
+  }
+
   /** Eligible instances of a cell for a service, ordered: own region first, then nearest. */
   #eligible(live: LiveTable, service: string, cell: string, kind: InstanceSlot["kind"]): Upstream[][] {
     const byRegion: Upstream[][] = [];
-    for (const region of this.#order) {
-      if (live.drained.has(region)) continue;
+    const groups = this.#slots.get(`${service}|${cell}|${kind}`);
+    if (!groups) return byRegion;
+    for (let r = 0; r < groups.length; r++) {
+      const slots = groups[r] as InstanceSlot[];
+      if (slots.length === 0 || live.drained.has(this.#order[r] as string)) continue;
       const list: Upstream[] = [];
-      for (const slot of this.#options.layout.instances) {
-        if (slot.cell !== cell || slot.service !== service || slot.kind !== kind || slot.region !== region)
-          continue;
+      for (const slot of slots) {
         if (live.drained.has(slot.zone) || live.drained.has(slot.id)) continue;
         if (live.table.health[slot.id] === "unhealthy") continue;
         if (this.#outliers.isEjected(slot.id)) continue;
@@ -248,15 +280,10 @@ export class RouterServer {
     const url = req.url ?? "/";
     if (url.startsWith("/_ringfence/")) return await this.#admin(url, res);
     const head = readRequestHeaders(req.rawHeaders, this.#tenantHeader);
-    const tenantResult = parseTenant(
-      { headers: { [this.#tenantHeader]: head.tenant }, path: url },
-      {
-        header: this.#tenantHeader,
-        ...(this.#options.topology.routers.tenantPathPrefix
-          ? { pathPrefix: this.#options.topology.routers.tenantPathPrefix }
-          : {}),
-      },
-    );
+    const input = this.#tenantInput;
+    input.headers[this.#tenantHeader] = head.tenant;
+    input.path = url;
+    const tenantResult = parseTenant(input, this.#tenantOptions);
     if (!tenantResult.ok) return this.#fail(res, 400, tenantResult.code, tenantResult.message);
     const live = this.#options.table.current();
     if (!live)
@@ -269,9 +296,11 @@ export class RouterServer {
       );
     const { tenant } = tenantResult;
     const path = tenantResult.path;
-    const cell = `cell-${live.buckets[tenantBucket(tenant, live.buckets.length)]}`;
+    const cell = this.#cellName(live.buckets[tenantBucket(tenant, live.buckets.length)] as number);
     const method = req.method ?? "GET";
-    const match = this.#routes.match(method, path.split("?")[0] ?? "/");
+    const query = path.indexOf("?");
+    const route = query < 0 ? path : path.slice(0, query);
+    const match = this.#routes.match(method, route);
     const record = (status: number, regionServed: string, retries: number) => {
       this.counts.requests++;
       if (status >= 500) this.counts.errors++;
@@ -322,7 +351,7 @@ export class RouterServer {
       };
       let groups = this.#eligible(live, match.service, cell, "service");
       let fallback = false;
-      if (groups.length === 0 && match.fallback) {
+      if (groups.length === 0 && this.#routes.fallback(match.service, method, route)) {
         groups = this.#eligible(live, match.service, cell, "fallback");
         fallback = true;
       }

@@ -135,7 +135,8 @@ export class Exchange {
   abort(code = "UPSTREAM_ABORTED", message = "the request was cancelled"): void {
     if (this.#state === "done" || this.#state === "failed") return;
     const connection = this.#connection;
-    this.fail(new UpstreamError(code, message));
+    // A request still waiting for a connection was never sent: safe to retry anywhere.
+    this.fail(new UpstreamError(code, message, this.#state === "queued"));
     connection?.destroy();
   }
 
