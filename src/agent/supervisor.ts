@@ -184,6 +184,25 @@ export class Supervised {
     }
   }
 
+  /**
+   * Kills the process at once with SIGKILL (a crash, not a stop: nothing gets to clean up) and
+   * keeps it down until `start()`. Resolves once it has exited.
+   */
+  async kill(): Promise<void> {
+    this.#wanted = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const child = this.#child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill("SIGKILL");
+      await exited;
+    }
+    this.#child = undefined;
+    this.#setState("stopped");
+    this.#emit("stopped", "killed (SIGKILL), held down", {});
+  }
+
   #setState(state: SupervisedState): void {
     if (this.#state !== state) {
       this.#state = state;

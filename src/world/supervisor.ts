@@ -19,6 +19,7 @@ import {
   waitReady,
   writeSettings,
 } from "../lib/postgres.js";
+import { processTree } from "../lib/proctree.js";
 import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import type { Topology } from "../topology/model.js";
 import { defaultBucketTable, tenantBucket } from "../topology/placement.js";
@@ -112,6 +113,43 @@ export class World {
   pid(role: string): number | null {
     const all = [this.#controller, ...this.#agents, ...this.#routers];
     return all.find((s) => s?.id === role)?.pid ?? null;
+  }
+
+  /**
+   * A region outage: SIGKILLs every agent of `region` with all its children (PostgreSQL, writer
+   * endpoints, service instances) and the region's router, and keeps them down until
+   * {@link restoreRegion}. Resolves with the pids killed.
+   */
+  async killRegion(region: string): Promise<number[]> {
+    const held = this.#regionRoles(region);
+    // Trees read first: once a parent is gone its children are re-parented and lost from view.
+    const pids = held.flatMap((s) => (s.pid === null ? [] : processTree(s.pid)));
+    // kill() stops the supervisor from restarting them before any of them dies.
+    const killed = held.map((s) => s.kill());
+    for (const pid of pids) killQuietly(pid);
+    await Promise.all(killed);
+    this.#progress(`region ${region} killed (${pids.length} processes), held down`);
+    return pids;
+  }
+
+  /** Brings a killed region back: its agents (which clean up and restart what they run) and router. */
+  restoreRegion(region: string): void {
+    for (const s of this.#regionRoles(region)) s.start();
+    this.#progress(`region ${region} restored`);
+  }
+
+  #regionRoles(region: string): Supervised[] {
+    if (!this.layout.regions.some((r) => r.name === region)) throw new Error(`unknown region ${region}`);
+    return [
+      ...this.#agents.filter((a) => a.id.startsWith(`agent:${region}/`)),
+      ...this.#routers.filter((r) => r.id === `router:${region}`),
+    ];
+  }
+
+  /** The WAN emulator, for partitions and latency changes in tests and drills. */
+  get wan(): WanEmulator {
+    if (!this.#wan) throw new Error("the world is not started");
+    return this.#wan;
   }
 
   summary(): WorldSummary {
@@ -372,5 +410,13 @@ async function until(
     }
     if (Date.now() > deadline) throw new RingfenceError("RINGFENCE_WORLD_START_FAILED", why());
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
   }
 }
