@@ -4,79 +4,30 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { RINGFENCE_BIN } from "../cli/world.js";
 import { queryOnce } from "../lib/postgres.js";
 import { signalTree } from "../lib/proctree.js";
-import { probeTenants, World } from "./supervisor.js";
+import type { World } from "./supervisor.js";
+import { startTestWorld, type TestWorld, waitFor } from "./world-testing.js";
 
-const TOPOLOGY = `
-name: test-world
-regions:
-  - { name: r1, zones: [a, b], latency: { r2: 4ms, r3: 6ms } }
-  - { name: r2, zones: [a, b], latency: { r3: 5ms } }
-  - { name: r3, zones: [a] }
-cells: { count: 2, replicas: 3, syncQuorum: 1, buckets: 1024 }
-routers: { perRegion: 1 }
-services:
-  - name: directory
-    command: ringfence demo directory
-    instances: 1
-    slos:
-      - { scenario: sign-in, routes: ["POST /tokens"], availability: 99.9, latency: 300ms }
-      - { scenario: users, routes: ["GET /users/:id", "PUT /users/:id"], availability: 99.9, latency: 300ms }
-`;
-
-let dir: string;
+let tw: TestWorld;
+/** The running world (replaced by the down/up test). */
 let world: World;
-const addressBase = 100 + Math.floor(Math.random() * 100);
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "ringfence-world-"));
-  // The postgres user must reach the data inside it, or it would go to /var/tmp and outlive the test.
-  chmodSync(dir, 0o755);
-  writeFileSync(join(dir, "topology.yaml"), TOPOLOGY);
-  world = new World({
-    stateDir: join(dir, "state"),
-    topology: join(dir, "topology.yaml"),
-    addressBase,
-    ringfenceBin: RINGFENCE_BIN,
-    readyTimeoutMs: 90_000,
-  });
-  await world.start();
+  tw = await startTestWorld();
+  world = tw.world;
 });
 
-after(
-  async () => {
-    await world?.stop();
-    const pgRoot = world?.state.exists() ? world.state.readConfig().pgRoot : undefined;
-    rmSync(dir, { recursive: true, force: true });
-    if (pgRoot && !pgRoot.startsWith(dir)) rmSync(pgRoot, { recursive: true, force: true });
-  },
-  { timeout: 60_000 },
-);
+after(async () => await tw?.stop(), { timeout: 60_000 });
 
-const routerUrl = (region: string) => {
-  const r = world.layout.regions.find((x) => x.name === region);
-  if (!r) throw new Error(region);
-  return `http://${r.router.host}:${r.router.port}`;
-};
-const tenantOf = (cell: string) =>
-  probeTenants(world.topology).find((p) => p.cell === cell)?.tenant as string;
-
-async function put(region: string, tenant: string, id: string, signal?: AbortSignal) {
-  const res = await fetch(`${routerUrl(region)}/users/${id}`, {
-    method: "PUT",
-    headers: { "x-tenant": tenant, "content-type": "application/json" },
-    body: JSON.stringify({ name: `user ${id}`, email: `${id}@example.com` }),
-    ...(signal ? { signal } : {}),
-  });
-  const body = (await res.json()) as Record<string, unknown>;
-  return { status: res.status, lsn: res.headers.get("x-ringfence-commit-lsn"), body };
-}
+const routerUrl = (region: string) => tw.routerUrl(region);
+const tenantOf = (cell: string) => tw.tenantOf(cell);
+const put = (region: string, tenant: string, id: string, signal?: AbortSignal) =>
+  tw.put(region, tenant, id, signal);
 
 /** The data directory's postmaster pid of a cell's database in a region. */
 function postmasterPid(cell: string, region: string): number {
@@ -201,18 +152,6 @@ async function audit(acked: { cell: string; id: string }[]): Promise<string[]> {
     missing.push(...ids.filter((id) => !found.has(id)));
   }
   return missing;
-}
-
-async function waitFor(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function statusDoc(): Promise<Record<string, unknown>> {
@@ -471,13 +410,8 @@ test("down, then up again on the same state directory: every acknowledged write 
   assert.equal(extra.status, 200);
   ledger.push({ cell: "cell-1", id: "before-restart" });
   await world.stop();
-  world = new World({
-    stateDir: world.state.root,
-    addressBase,
-    ringfenceBin: RINGFENCE_BIN,
-    readyTimeoutMs: 90_000,
-  });
-  await world.start();
+  await tw.restart();
+  world = tw.world;
   assert.deepEqual(await audit(ledger), [], "acknowledged writes lost across down/up");
   const res = await fetch(`${routerUrl("r3")}/users/before-restart`, {
     headers: { "x-tenant": tenantOf("cell-1") },
