@@ -142,7 +142,13 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
       routerPerMonth: raw.costs.routerPerMonth,
       databasePerMonth: raw.costs.databasePerMonth,
     },
-    failover: { detectionMs: raw.failover.detection, promotionMs: raw.failover.promotion },
+    failover: {
+      detectionMs: raw.failover.detection,
+      promotionMs: raw.failover.promotion,
+      failback: raw.failover.failback,
+      failbackAfterMs: raw.failover.failbackAfter,
+      manualFailback: raw.failover.manualFailback,
+    },
     load: { tenants: raw.load.tenants },
     objectives: {
       blastRadius: raw.objectives.blastRadius === undefined ? undefined : raw.objectives.blastRadius / 100,

@@ -114,6 +114,20 @@ test("duplicate names are reported where the second one stands", () => {
   hasProblem(err, "services[0].slos[1].scenario", /duplicate scenario "write"/);
 });
 
+test("failback: automatic after 60 s by default; manual cells must exist", () => {
+  const t = parseTopology(stringify(sampleTopologyData()));
+  assert.equal(t.failover.failback, "automatic");
+  assert.equal(t.failover.failbackAfterMs, 60_000);
+  assert.deepEqual(t.failover.manualFailback, []);
+  hasProblem(
+    broken((d) => {
+      (d as { failover?: unknown }).failover = { failbackAfter: "5s", manualFailback: [1, 9] };
+    }),
+    "failover.manualFailback[1]",
+    /cell 9 does not exist: cells are numbered 0 to 3/,
+  );
+});
+
 test("impossible replica counts say what would make them possible", () => {
   hasProblem(
     broken((t) => {

@@ -147,7 +147,16 @@ export interface Topology {
     readonly routerPerMonth: number | undefined;
     readonly databasePerMonth: number | undefined;
   };
-  readonly failover: { readonly detectionMs: number; readonly promotionMs: number };
+  readonly failover: {
+    readonly detectionMs: number;
+    readonly promotionMs: number;
+    /** Whether a cell moves back to its home region on its own once that is healthy again. */
+    readonly failback: "automatic" | "manual";
+    /** How long the home region must have been healthy and caught up before failback. */
+    readonly failbackAfterMs: number;
+    /** Cells (by index) that fail back only when an operator switches them over. */
+    readonly manualFailback: readonly number[];
+  };
   readonly load: { readonly tenants: number };
   readonly objectives: { readonly blastRadius: number | undefined };
 }

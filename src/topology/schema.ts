@@ -248,8 +248,17 @@ export const failoverSchema = z
   .strictObject({
     detection: duration().default(3_000),
     promotion: duration().default(2_000),
+    failback: z.enum(["automatic", "manual"]).default("automatic"),
+    failbackAfter: duration().default(60_000),
+    manualFailback: z.array(count(0, 65_534)).default([]),
   })
-  .default({ detection: 3_000, promotion: 2_000 });
+  .default({
+    detection: 3_000,
+    promotion: 2_000,
+    failback: "automatic",
+    failbackAfter: 60_000,
+    manualFailback: [],
+  });
 
 const ROUTER_DEFAULTS = {
   perRegion: 2,

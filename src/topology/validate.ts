@@ -60,6 +60,16 @@ export function validate(raw: Partial<RawTopology>): Located[] {
       }
     });
   }
+  if (raw.failover && raw.cells) {
+    const count = raw.cells.count;
+    raw.failover.manualFailback.forEach((cell, i) => {
+      if (cell >= count)
+        report(
+          ["failover", "manualFailback", i],
+          `cell ${cell} does not exist: cells are numbered 0 to ${count - 1}`,
+        );
+    });
+  }
   if (raw.components?.provider) {
     const p = raw.components.provider;
     if (p.availability !== undefined || p.mtbf !== undefined) {
