@@ -21,7 +21,7 @@ before(async () => {
     layout,
     heartbeatTimeoutMs: 3_000,
     clock,
-    failover: { positionWaitMs: 2_000, tickMs: 50 },
+    failover: { positionWaitMs: 2_000, tickMs: 50, switchoverTimeoutMs: 5_000 },
   });
 });
 
@@ -275,5 +275,88 @@ test(
     assert.ok(approval);
     assert.equal(approval.actor, "operator");
     assert.deepEqual(approval.data.estimate, estimate);
+  },
+);
+
+test(
+  "switchover: fenced until the target has every byte the primary flushed, then promoted; refused when not serving",
+  LIMIT,
+  async () => {
+    const cell = "cell-3";
+    const from = home(cell);
+    const to = ["r1", "r2", "r3"].find((r) => r !== from) as string;
+    const bad = await call("POST", `/v1/cells/${cell}/switchover`, TEST_TOKENS.operator, {
+      to: from,
+      reason: "x",
+    });
+    assert.equal(bad.status, 400);
+    const started = await call("POST", `/v1/cells/${cell}/switchover`, TEST_TOKENS.operator, {
+      to,
+      reason: "maintenance",
+    });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    assert.equal(started.body.phase, "switching-over");
+    assert.equal(started.body.cell.fenced, true);
+    const again = await call("POST", `/v1/cells/${cell}/switchover`, TEST_TOKENS.operator, {
+      to,
+      reason: "twice",
+    });
+    assert.equal(again.status, 409);
+    clock.advance(200);
+    // The target is behind: nothing happens.
+    await beat(dbZone(cell, from), {
+      databases: (d) => (d.id === `${cell}/${from}` ? { ...d, flushLsn: "0/7000100" } : d),
+    });
+    await beat(dbZone(cell, to), { databases: standbyAt(cell, to, "0/7000000") });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await cellState(cell)).phase, "switching-over");
+    // Caught up: promoted, then unfenced once it reports itself primary.
+    await beat(dbZone(cell, to), { databases: standbyAt(cell, to, "0/7000100") });
+    const promoting = await until(
+      "promoting",
+      () => cellState(cell),
+      (x) => x.phase === "promoting",
+    );
+    assert.equal(promoting.cell.primary, to);
+    await beat(dbZone(cell, to), {
+      databases: (d) => (d.id === `${cell}/${to}` ? { ...d, role: "primary", flushLsn: "0/7000200" } : d),
+    });
+    const serving = await until(
+      "serving",
+      () => cellState(cell),
+      (x) => x.phase === "serving",
+    );
+    assert.equal(serving.cell.fenced, false);
+    const kinds = (await eventsOf(cell)).map((e) => e.kind);
+    for (const k of ["switchover.started", "switchover.promoting", "failover.completed"])
+      assert.ok(kinds.includes(k), k);
+  },
+);
+
+test(
+  "failback: once home has been healthy and caught up for the window, the cell switches back home",
+  LIMIT,
+  async () => {
+    // cell-1 failed over away from its home in an earlier test.
+    const cell = "cell-1";
+    const homeRegion = home(cell);
+    const current = (await cellState(cell)).cell.primary;
+    assert.notEqual(current, homeRegion, "the earlier test left cell-1 away from home");
+    // Home reports a caught-up standby, again and again, for longer than the window (60 s by default).
+    for (let i = 0; i < 35; i++) {
+      clock.advance(2_000);
+      await beat(dbZone(cell, current), {
+        databases: (d) =>
+          d.id === `${cell}/${current}` ? { ...d, role: "primary", flushLsn: "0/8000000" } : d,
+      });
+      await beat(dbZone(cell, homeRegion), { databases: standbyAt(cell, homeRegion, "0/8000000") });
+    }
+    const switching = await until(
+      "failback",
+      () => cellState(cell),
+      (x) => x.phase !== "serving",
+    );
+    assert.equal(switching.failover?.kind, "failback");
+    assert.equal(switching.failover?.to, homeRegion);
   },
 );

@@ -2,7 +2,8 @@
  * Failover routes: `GET /v1/failover` (reader) shows every cell's phase, the failover under way
  * (with its estimate when it waits for consent) and the recent history; `POST
  * /v1/cells/:cell/failover/approve` (operator, `acceptDataLoss: true` required) gives the consent a
- * cell in `awaiting-consent` waits for.
+ * cell in `awaiting-consent` waits for; `POST /v1/cells/:cell/switchover` (operator, `{to, reason}`)
+ * starts a planned switchover (202: it runs in the background; follow it with GET /v1/failover).
  */
 import type { FastifyInstance } from "fastify";
 import { RingfenceError } from "../../lib/errors.js";
@@ -84,6 +85,31 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
       const data = operatorData(request, "failover-approve", request.body.reason);
       await ctx.failover.approve(cell, `${data.reason} (from ${data.ip})`);
       return (await ctx.store.cells.states()).find((s) => s.cell.cell === cell) ?? {};
+    },
+  );
+
+  app.post<{ Params: { cell: string }; Body: { to: string; reason: string } }>(
+    "/v1/cells/:cell/switchover",
+    {
+      onRequest: operate,
+      schema: {
+        params: param("cell"),
+        body: {
+          type: "object",
+          required: ["to", "reason"],
+          additionalProperties: false,
+          properties: { to: { type: "string", minLength: 1, maxLength: 200 }, reason: REASON },
+        },
+        response: { 202: { type: "object", additionalProperties: true }, ...ERROR_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const { cell } = request.params;
+      if (!ctx.index.cells.has(cell))
+        throw new RingfenceError("RINGFENCE_NOT_FOUND", `no cell ${cell} in this world`);
+      const data = operatorData(request, "switchover", request.body.reason);
+      await ctx.failover.switchover(cell, request.body.to, `${data.reason} (from ${data.ip})`);
+      return reply.code(202).send((await ctx.store.cells.states()).find((s) => s.cell.cell === cell) ?? {});
     },
   );
 }
