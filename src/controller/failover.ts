@@ -12,46 +12,15 @@
  * decides and records, every step as an event with its time.
  */
 import { type Decision, decideFailover, type Quorum } from "../failover/decision.js";
-import { type DetectionOptions, judgePrimary } from "../failover/detection.js";
+import { judgePrimary } from "../failover/detection.js";
 import { estimateLoss } from "../failover/estimate.js";
 import { RingfenceError } from "../lib/errors.js";
-import { formatLsn, parseLsn } from "../lib/lsn.js";
+import { formatLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import type { Evidence } from "./evidence.js";
-import type { NewEvent } from "./store-records.js";
+import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
+import { Switchovers } from "./switchover.js";
 import type { WorldIndex } from "./world-index.js";
-
-export interface FailoverOptions {
-  readonly detection?: DetectionOptions;
-  /** How long to wait for every standby's position before deciding with those that answered. Default 2.5 s. */
-  readonly positionWaitMs?: number;
-  /** How often cells are looked at. Default 250 ms. */
-  readonly tickMs?: number;
-  /** How long a switchover may wait for the target to catch up before it gives up. Default 10 s. */
-  readonly switchoverTimeoutMs?: number;
-}
-
-/** How far behind the primary (WAL bytes) a home standby may be and still count as caught up for failback. */
-const CAUGHT_UP_BYTES = 16n * 1024n * 1024n;
-
-/** The failover under way, as stored on the cell. */
-export interface FailoverRecord {
-  readonly kind: "automatic" | "consent" | "switchover" | "failback";
-  readonly from: string;
-  /** The region a switchover or failback moves the primary to. */
-  readonly to?: string;
-  readonly reason: string;
-  readonly startedAtMs: number;
-  readonly steps: Readonly<Record<string, number>>;
-  readonly decision?: {
-    readonly target: string;
-    readonly flushLsn: string;
-    readonly proof?: string;
-    readonly reason?: string;
-  };
-  readonly estimate?: { readonly bytes: number; readonly seconds: number; readonly basis: string };
-  readonly consent?: { readonly reason: string; readonly atMs: number };
-}
 
 const DEFAULTS = { positionWaitMs: 2_500, tickMs: 250 } as const;
 
@@ -68,8 +37,7 @@ export class FailoverCoordinator {
   #again = false;
   /** Cells whose "no candidate" was already logged during the current failover. */
   #noted = new Set<string>();
-  /** Since when each failed-over cell's home standby has been healthy and caught up. */
-  #homeHealthySince = new Map<string, number>();
+  readonly #switchovers: Switchovers;
 
   constructor(
     deps: { index: WorldIndex; cells: CellStore; evidence: Evidence; clock: () => number },
@@ -80,6 +48,12 @@ export class FailoverCoordinator {
     this.#evidence = deps.evidence;
     this.#clock = deps.clock;
     this.#options = options;
+    this.#switchovers = new Switchovers({ ...deps, options, poke: () => this.poke() });
+  }
+
+  /** Starts a planned switchover of `cell` to `to` (see switchover.ts). */
+  async switchover(cell: string, to: string, reason: string, actor = "operator"): Promise<void> {
+    await this.#switchovers.start(cell, to, reason, actor);
   }
 
   start(): void {
@@ -132,9 +106,9 @@ export class FailoverCoordinator {
           now,
           this.#options.detection,
         );
-        if (verdict.state !== "failed") return await this.#maybeFailBack(state, now);
+        if (verdict.state !== "failed") return await this.#switchovers.maybeFailBack(state, now);
         this.#noted.delete(cell);
-        this.#homeHealthySince.delete(cell);
+        this.#switchovers.forget(cell);
         const started: FailoverRecord = {
           kind: "automatic",
           from: state.cell.primary,
@@ -208,7 +182,7 @@ export class FailoverCoordinator {
       }
       case "switching-over": {
         if (!record) return;
-        return await this.#switchStep(state, record, now);
+        return await this.#switchovers.step(state, record, now);
       }
       case "promoting": {
         if (!record) return;
@@ -318,155 +292,6 @@ export class FailoverCoordinator {
   }
 
   /**
-   * Starts a planned switchover of `cell` to `to` (or a failback to its home): writers are fenced,
-   * and once the target has every byte the primary flushed it is promoted (see `#switchStep`).
-   */
-  async switchover(
-    cell: string,
-    to: string,
-    reason: string,
-    actor = "operator",
-    kind: "switchover" | "failback" = "switchover",
-  ): Promise<void> {
-    const state = (await this.#cells.states()).find((s) => s.cell.cell === cell);
-    if (!state) throw new RingfenceError("RINGFENCE_NOT_FOUND", `no cell ${cell} in this world`);
-    if (state.phase !== "serving") {
-      throw new RingfenceError(
-        "RINGFENCE_FAILOVER_NOT_PENDING",
-        `${cell} is ${state.phase}; a switchover starts only from serving (see ringfence failover status)`,
-      );
-    }
-    const replicas = this.#index.topology.cells.list.find((c) => c.id === cell)?.regions ?? [];
-    if (to === state.cell.primary || !replicas.includes(to)) {
-      throw new RingfenceError(
-        "RINGFENCE_BAD_REQUEST",
-        `${to} cannot become the primary of ${cell}: choose one of its standby regions (${replicas.filter((r) => r !== state.cell.primary).join(", ")})`,
-        { problems: [{ path: "body.to", message: "must be a standby region of the cell" }] },
-      );
-    }
-    const now = this.#clock();
-    const record: FailoverRecord = {
-      kind,
-      from: state.cell.primary,
-      to,
-      reason,
-      startedAtMs: now,
-      steps: { fenced: now },
-    };
-    await this.#cells.update(cell, { fenced: true, phase: "switching-over", failover: { ...record } }, [
-      {
-        ...event(
-          `${kind}.started`,
-          cell,
-          `${kind} of ${cell} from ${state.cell.primary} to ${to}: writers fenced until ${to} has caught up and is promoted (${reason})`,
-          { from: state.cell.primary, to, reason },
-        ),
-        actor,
-      },
-    ]);
-    this.poke();
-  }
-
-  /** A switchover under way: promote the target once it has what the fenced primary flushed. */
-  async #switchStep(state: CellFailoverState, record: FailoverRecord, now: number): Promise<void> {
-    const { cell } = state.cell;
-    const to = record.to;
-    if (to === undefined) return;
-    // Reports from before the fence settled (commits in flight when it closed the connections) do not count.
-    const since = record.startedAtMs + 100;
-    const primary = this.#evidence.database(`${cell}/${record.from}`);
-    const target = this.#evidence.database(`${cell}/${to}`);
-    const primaryFlush =
-      primary && primary.atMs > since ? parseLsn(primary.report.flushLsn ?? primary.report.lsn) : undefined;
-    const targetFlush =
-      target && target.atMs > since && target.report.role === "standby"
-        ? parseLsn(target.report.flushLsn ?? target.report.lsn)
-        : undefined;
-    if (primaryFlush !== undefined && targetFlush !== undefined && targetFlush >= primaryFlush) {
-      const next: FailoverRecord = {
-        ...record,
-        steps: { ...record.steps, caughtUp: now, decided: now },
-        decision: {
-          target: to,
-          flushLsn: formatLsn(targetFlush),
-          proof: `${to} has every byte the fenced primary flushed (${formatLsn(primaryFlush)})`,
-        },
-      };
-      await this.#cells.update(cell, { primary: to, phase: "promoting", failover: { ...next } }, [
-        event(
-          `${record.kind}.promoting`,
-          cell,
-          `promoting ${to}: it has caught up with ${record.from} at ${formatLsn(primaryFlush)}`,
-          {
-            target: to,
-            flushLsn: formatLsn(primaryFlush),
-          },
-        ),
-      ]);
-      return;
-    }
-    if (now - record.startedAtMs < (this.#options.switchoverTimeoutMs ?? 10_000)) return;
-    const steps = { ...record.steps, aborted: now };
-    await this.#cells.update(
-      cell,
-      { fenced: false, phase: "serving", failover: null },
-      [
-        event(
-          `${record.kind}.aborted`,
-          cell,
-          `${to} did not catch up with ${record.from} within ${this.#options.switchoverTimeoutMs ?? 10_000} ms; ${record.from} stays primary, writers unfenced`,
-          {
-            steps,
-            primaryFlush: primaryFlush === undefined ? null : formatLsn(primaryFlush),
-            targetFlush: targetFlush === undefined ? null : formatLsn(targetFlush),
-          },
-        ),
-      ],
-      { kind: `${record.kind}-aborted`, startedAtMs: record.startedAtMs, record: { ...record, steps } },
-    );
-  }
-
-  /** A cell serving away from home switches back once home has been healthy and caught up for the stability window. */
-  async #maybeFailBack(state: CellFailoverState, now: number): Promise<void> {
-    const { cell } = state.cell;
-    const topology = this.#index.topology;
-    const home = topology.cells.list.find((c) => c.id === cell);
-    if (!home || state.cell.primary === home.home) {
-      this.#homeHealthySince.delete(cell);
-      return;
-    }
-    if (topology.failover.failback === "manual" || topology.failover.manualFailback.includes(home.index))
-      return;
-    const freshMs = this.#options.detection?.freshMs ?? 3_000;
-    const standby = this.#evidence.database(`${cell}/${home.home}`);
-    const primary = this.#evidence.database(`${cell}/${state.cell.primary}`);
-    const standbyFlush = standby ? parseLsn(standby.report.flushLsn ?? standby.report.lsn) : undefined;
-    const primaryFlush = primary ? parseLsn(primary.report.flushLsn ?? primary.report.lsn) : undefined;
-    const healthy =
-      standby !== undefined &&
-      now - standby.atMs <= freshMs &&
-      standby.report.role === "standby" &&
-      standbyFlush !== undefined &&
-      primaryFlush !== undefined &&
-      primaryFlush - standbyFlush <= CAUGHT_UP_BYTES;
-    if (!healthy) {
-      this.#homeHealthySince.delete(cell);
-      return;
-    }
-    const since = this.#homeHealthySince.get(cell) ?? now;
-    this.#homeHealthySince.set(cell, since);
-    if (now - since < topology.failover.failbackAfterMs) return;
-    this.#homeHealthySince.delete(cell);
-    await this.switchover(
-      cell,
-      home.home,
-      `home ${home.home} healthy and caught up for ${Math.round((now - since) / 1000)} s`,
-      "controller",
-      "failback",
-    );
-  }
-
-  /**
    * The operator's consent for a cell awaiting it: promotes the standby furthest ahead now. Throws
    * RINGFENCE_NOT_FOUND for an unknown cell, RINGFENCE_CONFLICT when the cell is not waiting.
    */
@@ -490,10 +315,6 @@ export class FailoverCoordinator {
     }
     await this.#promote(state, record, decision, now, { reason, actor });
   }
-}
-
-function event(kind: string, cell: string, message: string, data: Record<string, unknown>): NewEvent {
-  return { kind, actor: "controller", subject: cell, message, data };
 }
 
 /** Regions by WAN latency from `from`, nearest first (its pair is usually first). */

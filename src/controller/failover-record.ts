@@ -1,0 +1,40 @@
+/**
+ * What the failover reconciler and switchovers share: their options, the record of a failover or
+ * switchover under way (stored on the cell, then in the history), and how their events look.
+ */
+import type { DetectionOptions } from "../failover/detection.js";
+import type { NewEvent } from "./store-records.js";
+
+export interface FailoverOptions {
+  readonly detection?: DetectionOptions;
+  /** How long to wait for every standby's position before deciding with those that answered. Default 2.5 s. */
+  readonly positionWaitMs?: number;
+  /** How often cells are looked at. Default 250 ms. */
+  readonly tickMs?: number;
+  /** How long a switchover may wait for the target to catch up before it gives up. Default 10 s. */
+  readonly switchoverTimeoutMs?: number;
+}
+
+/** The failover under way, as stored on the cell. */
+export interface FailoverRecord {
+  readonly kind: "automatic" | "consent" | "switchover" | "failback";
+  readonly from: string;
+  /** The region a switchover or failback moves the primary to. */
+  readonly to?: string;
+  readonly reason: string;
+  readonly startedAtMs: number;
+  readonly steps: Readonly<Record<string, number>>;
+  readonly decision?: {
+    readonly target: string;
+    readonly flushLsn: string;
+    readonly proof?: string;
+    readonly reason?: string;
+  };
+  readonly estimate?: { readonly bytes: number; readonly seconds: number; readonly basis: string };
+  readonly consent?: { readonly reason: string; readonly atMs: number };
+}
+
+/** An event of the reconciler about a cell. */
+export function event(kind: string, cell: string, message: string, data: Record<string, unknown>): NewEvent {
+  return { kind, actor: "controller", subject: cell, message, data };
+}

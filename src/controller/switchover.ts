@@ -1,0 +1,197 @@
+/**
+ * Planned moves of a cell's primary: a switchover an operator asks for (`ringfence switchover`), and
+ * failback, the switchover the reconciler starts on its own once a failed-over cell's home region has
+ * been healthy and caught up for the stability window. Writers are fenced until the target has every
+ * byte the old primary flushed, then it is promoted like after a failover (`promoting`), so nothing
+ * acknowledged is lost and writes pause for about the time the promotion takes.
+ */
+import { RingfenceError } from "../lib/errors.js";
+import { formatLsn, parseLsn } from "../lib/lsn.js";
+import type { CellFailoverState, CellStore } from "./cell-store.js";
+import type { Evidence } from "./evidence.js";
+import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
+import type { WorldIndex } from "./world-index.js";
+
+/** How far behind the primary (WAL bytes) a home standby may be and still count as caught up for failback. */
+const CAUGHT_UP_BYTES = 16n * 1024n * 1024n;
+
+export class Switchovers {
+  readonly #index: WorldIndex;
+  readonly #cells: CellStore;
+  readonly #evidence: Evidence;
+  readonly #clock: () => number;
+  readonly #options: FailoverOptions;
+  readonly #poke: () => void;
+  /** Since when each failed-over cell's home standby has been healthy and caught up. */
+  #homeHealthySince = new Map<string, number>();
+
+  constructor(deps: {
+    index: WorldIndex;
+    cells: CellStore;
+    evidence: Evidence;
+    clock: () => number;
+    options: FailoverOptions;
+    poke: () => void;
+  }) {
+    this.#index = deps.index;
+    this.#cells = deps.cells;
+    this.#evidence = deps.evidence;
+    this.#clock = deps.clock;
+    this.#options = deps.options;
+    this.#poke = deps.poke;
+  }
+
+  /** Forgets a cell's failback window (it failed over again). */
+  forget(cell: string): void {
+    this.#homeHealthySince.delete(cell);
+  }
+
+  /**
+   * Starts a planned switchover of `cell` to `to` (or a failback to its home): writers are fenced,
+   * and once the target has every byte the primary flushed it is promoted (see `#switchStep`).
+   */
+  async start(
+    cell: string,
+    to: string,
+    reason: string,
+    actor = "operator",
+    kind: "switchover" | "failback" = "switchover",
+  ): Promise<void> {
+    const state = (await this.#cells.states()).find((s) => s.cell.cell === cell);
+    if (!state) throw new RingfenceError("RINGFENCE_NOT_FOUND", `no cell ${cell} in this world`);
+    if (state.phase !== "serving") {
+      throw new RingfenceError(
+        "RINGFENCE_FAILOVER_NOT_PENDING",
+        `${cell} is ${state.phase}; a switchover starts only from serving (see ringfence failover status)`,
+      );
+    }
+    const replicas = this.#index.topology.cells.list.find((c) => c.id === cell)?.regions ?? [];
+    if (to === state.cell.primary || !replicas.includes(to)) {
+      throw new RingfenceError(
+        "RINGFENCE_BAD_REQUEST",
+        `${to} cannot become the primary of ${cell}: choose one of its standby regions (${replicas.filter((r) => r !== state.cell.primary).join(", ")})`,
+        { problems: [{ path: "body.to", message: "must be a standby region of the cell" }] },
+      );
+    }
+    const now = this.#clock();
+    const record: FailoverRecord = {
+      kind,
+      from: state.cell.primary,
+      to,
+      reason,
+      startedAtMs: now,
+      steps: { fenced: now },
+    };
+    await this.#cells.update(cell, { fenced: true, phase: "switching-over", failover: { ...record } }, [
+      {
+        ...event(
+          `${kind}.started`,
+          cell,
+          `${kind} of ${cell} from ${state.cell.primary} to ${to}: writers fenced until ${to} has caught up and is promoted (${reason})`,
+          { from: state.cell.primary, to, reason },
+        ),
+        actor,
+      },
+    ]);
+    this.#poke();
+  }
+
+  /** A switchover under way: promote the target once it has what the fenced primary flushed. */
+  async step(state: CellFailoverState, record: FailoverRecord, now: number): Promise<void> {
+    const { cell } = state.cell;
+    const to = record.to;
+    if (to === undefined) return;
+    // Reports from before the fence settled (commits in flight when it closed the connections) do not count.
+    const since = record.startedAtMs + 100;
+    const primary = this.#evidence.database(`${cell}/${record.from}`);
+    const target = this.#evidence.database(`${cell}/${to}`);
+    const primaryFlush =
+      primary && primary.atMs > since ? parseLsn(primary.report.flushLsn ?? primary.report.lsn) : undefined;
+    const targetFlush =
+      target && target.atMs > since && target.report.role === "standby"
+        ? parseLsn(target.report.flushLsn ?? target.report.lsn)
+        : undefined;
+    if (primaryFlush !== undefined && targetFlush !== undefined && targetFlush >= primaryFlush) {
+      const next: FailoverRecord = {
+        ...record,
+        steps: { ...record.steps, caughtUp: now, decided: now },
+        decision: {
+          target: to,
+          flushLsn: formatLsn(targetFlush),
+          proof: `${to} has every byte the fenced primary flushed (${formatLsn(primaryFlush)})`,
+        },
+      };
+      await this.#cells.update(cell, { primary: to, phase: "promoting", failover: { ...next } }, [
+        event(
+          `${record.kind}.promoting`,
+          cell,
+          `promoting ${to}: it has caught up with ${record.from} at ${formatLsn(primaryFlush)}`,
+          {
+            target: to,
+            flushLsn: formatLsn(primaryFlush),
+          },
+        ),
+      ]);
+      return;
+    }
+    if (now - record.startedAtMs < (this.#options.switchoverTimeoutMs ?? 10_000)) return;
+    const steps = { ...record.steps, aborted: now };
+    await this.#cells.update(
+      cell,
+      { fenced: false, phase: "serving", failover: null },
+      [
+        event(
+          `${record.kind}.aborted`,
+          cell,
+          `${to} did not catch up with ${record.from} within ${this.#options.switchoverTimeoutMs ?? 10_000} ms; ${record.from} stays primary, writers unfenced`,
+          {
+            steps,
+            primaryFlush: primaryFlush === undefined ? null : formatLsn(primaryFlush),
+            targetFlush: targetFlush === undefined ? null : formatLsn(targetFlush),
+          },
+        ),
+      ],
+      { kind: `${record.kind}-aborted`, startedAtMs: record.startedAtMs, record: { ...record, steps } },
+    );
+  }
+
+  /** A cell serving away from home switches back once home has been healthy and caught up for the stability window. */
+  async maybeFailBack(state: CellFailoverState, now: number): Promise<void> {
+    const { cell } = state.cell;
+    const topology = this.#index.topology;
+    const home = topology.cells.list.find((c) => c.id === cell);
+    if (!home || state.cell.primary === home.home) {
+      this.#homeHealthySince.delete(cell);
+      return;
+    }
+    if (topology.failover.failback === "manual" || topology.failover.manualFailback.includes(home.index))
+      return;
+    const freshMs = this.#options.detection?.freshMs ?? 3_000;
+    const standby = this.#evidence.database(`${cell}/${home.home}`);
+    const primary = this.#evidence.database(`${cell}/${state.cell.primary}`);
+    const standbyFlush = standby ? parseLsn(standby.report.flushLsn ?? standby.report.lsn) : undefined;
+    const primaryFlush = primary ? parseLsn(primary.report.flushLsn ?? primary.report.lsn) : undefined;
+    const healthy =
+      standby !== undefined &&
+      now - standby.atMs <= freshMs &&
+      standby.report.role === "standby" &&
+      standbyFlush !== undefined &&
+      primaryFlush !== undefined &&
+      primaryFlush - standbyFlush <= CAUGHT_UP_BYTES;
+    if (!healthy) {
+      this.#homeHealthySince.delete(cell);
+      return;
+    }
+    const since = this.#homeHealthySince.get(cell) ?? now;
+    this.#homeHealthySince.set(cell, since);
+    if (now - since < topology.failover.failbackAfterMs) return;
+    this.#homeHealthySince.delete(cell);
+    await this.start(
+      cell,
+      home.home,
+      `home ${home.home} healthy and caught up for ${Math.round((now - since) / 1000)} s`,
+      "controller",
+      "failback",
+    );
+  }
+}
