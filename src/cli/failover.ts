@@ -35,6 +35,7 @@ interface FailoverDoc {
 }
 
 export function registerFailover(program: Command, io: Io, setExit: (code: number) => void): void {
+  registerSwitchover(program, io, setExit);
   const failover = program.command("failover").description("cell failover: status and operator consent");
   failover
     .command("status")
@@ -85,6 +86,64 @@ export function registerFailover(program: Command, io: Io, setExit: (code: numbe
       );
       setExit(EXIT.ok);
     });
+}
+
+/** `ringfence switchover CELL --to REGION`: planned, zero loss; waits and prints how long writes paused. */
+function registerSwitchover(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command("switchover")
+    .description("move a cell's primary to another of its regions, planned and without loss (operator)")
+    .argument("<cell>", "the cell, e.g. cell-0")
+    .requiredOption("--to <region>", "the region whose standby becomes primary")
+    .option("--reason <text>", "why (recorded in the event log)")
+    .option("--timeout <seconds>", "how long to wait for it to finish", "60")
+    .option("--state-dir <dir>", "the world's state directory", DEFAULT_STATE_DIR)
+    .option("--json", "print the finished switchover as JSON")
+    .action(
+      async (
+        cell: string,
+        flags: { to: string; reason?: string; timeout: string; stateDir: string; json?: boolean },
+      ) => {
+        if (!flags.reason || flags.reason.trim() === "") {
+          throw new RingfenceError(
+            "RINGFENCE_USAGE",
+            '--reason: say why (it is recorded), e.g. --reason "maintenance"',
+          );
+        }
+        const timeoutMs = Number(flags.timeout) * 1000;
+        if (!(timeoutMs > 0))
+          throw new RingfenceError("RINGFENCE_USAGE", `--timeout: a number of seconds, got ${flags.timeout}`);
+        const started = Date.now();
+        await call(flags.stateDir, "POST", `/v1/cells/${encodeURIComponent(cell)}/switchover`, "operator", {
+          to: flags.to,
+          reason: flags.reason,
+        });
+        for (;;) {
+          const doc = (await call(flags.stateDir, "GET", "/v1/failover", "reader")) as FailoverDoc;
+          const view = doc.cells.find((c) => c.cell.cell === cell);
+          const done = doc.history.find((h) => h.cell === cell && Date.parse(h.startedAt) >= started - 1_000);
+          if (view?.phase === "serving" && done) {
+            const steps = (done.record as { steps?: Record<string, number> }).steps ?? {};
+            const pauseMs = (steps.unfenced ?? steps.aborted ?? 0) - (steps.fenced ?? 0);
+            if (flags.json) io.stdout(`${JSON.stringify({ ...done, pauseMs }, null, 2)}\n`);
+            else if (done.kind.endsWith("aborted"))
+              io.stdout(
+                `${cell}: switchover aborted, ${view.cell.primary} stays primary (writes paused ${pauseMs} ms)\n`,
+              );
+            else io.stdout(`${cell}: ${view.cell.primary} is primary; writes paused ${pauseMs} ms\n`);
+            setExit(done.kind.endsWith("aborted") ? EXIT.checkFailed : EXIT.ok);
+            return;
+          }
+          if (Date.now() - started > timeoutMs) {
+            throw new RingfenceError(
+              "RINGFENCE_USAGE",
+              `--timeout: ${cell} is still ${view?.phase ?? "unknown"} after ${flags.timeout} s; follow it with ringfence failover status`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      },
+    );
 }
 
 function render(doc: FailoverDoc): string {

@@ -18,6 +18,7 @@ regions:
   - { name: r3, zones: [a] }
 cells: { count: 2, replicas: 3, syncQuorum: 1, buckets: 1024 }
 routers: { perRegion: 1 }
+failover: { failbackAfter: 5s }
 services:
   - name: directory
     command: ringfence demo directory
