@@ -128,6 +128,14 @@ export class CellStore {
     });
   }
 
+  /** Adds `patch` to the history record of the cell's failover that started at `startedAtMs`. */
+  async annotate(cell: string, startedAtMs: number, patch: Record<string, unknown>): Promise<void> {
+    await this.#db.query(
+      "UPDATE failovers SET record = record || $3::jsonb WHERE cell = $1 AND started_at = $2",
+      [cell, new Date(startedAtMs), JSON.stringify(patch)],
+    );
+  }
+
   /** Finished failovers of a cell (or all), newest first. */
   async history(
     cell: string | undefined,

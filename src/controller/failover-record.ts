@@ -31,7 +31,14 @@ export interface FailoverRecord {
     readonly reason?: string;
   };
   readonly estimate?: { readonly bytes: number; readonly seconds: number; readonly basis: string };
-  readonly consent?: { readonly reason: string; readonly atMs: number };
+  readonly consent?: {
+    readonly reason: string;
+    readonly atMs: number;
+    /** The quorum standbys that had not answered when consent was given (database slot ids). */
+    readonly missing?: readonly string[];
+  };
+  /** What the missing standbys turned out to hold past the promoted position, once they returned. */
+  readonly lossFound?: Readonly<Record<string, number>>;
 }
 
 /** An event of the reconciler about a cell. */

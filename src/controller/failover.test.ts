@@ -275,6 +275,24 @@ test(
     assert.ok(approval);
     assert.equal(approval.actor, "operator");
     assert.deepEqual(approval.data.estimate, estimate);
+    // The survivor becomes primary; later the missing standby returns, further ahead than the
+    // promoted position: the loss is measured and recorded.
+    await beat(dbZone(cell, b), {
+      databases: (d) => (d.id === `${cell}/${b}` ? { ...d, role: "primary", flushLsn: "0/6002100" } : d),
+    });
+    await until(
+      "serving",
+      () => cellState(cell),
+      (x) => x.phase === "serving",
+    );
+    clock.advance(5_000);
+    await beat(dbZone(cell, a), { databases: standbyAt(cell, a, "0/6002400") });
+    const measured = await until(
+      "the loss to be measured",
+      async () => (await eventsOf(cell)).find((e) => e.kind === "failover.loss-measured"),
+      (e) => e !== undefined,
+    );
+    assert.equal(measured?.data.bytes, 0x400);
   },
 );
 

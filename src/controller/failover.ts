@@ -15,7 +15,7 @@ import { type Decision, decideFailover, type Quorum } from "../failover/decision
 import { judgePrimary } from "../failover/detection.js";
 import { estimateLoss } from "../failover/estimate.js";
 import { RingfenceError } from "../lib/errors.js";
-import { formatLsn } from "../lib/lsn.js";
+import { formatLsn, parseLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
@@ -38,6 +38,8 @@ export class FailoverCoordinator {
   /** Cells whose "no candidate" was already logged during the current failover. */
   #noted = new Set<string>();
   readonly #switchovers: Switchovers;
+  /** Consented failovers whose missing standbys have not reported since: the loss is measured when they do. */
+  #lossWatch = new Map<string, { record: FailoverRecord; completedAtMs: number }>();
 
   constructor(
     deps: { index: WorldIndex; cells: CellStore; evidence: Evidence; clock: () => number },
@@ -93,6 +95,40 @@ export class FailoverCoordinator {
   /** One pass over every cell. */
   async tick(): Promise<void> {
     for (const state of await this.#cells.states()) await this.#step(state);
+    for (const [cell, watch] of this.#lossWatch) await this.#measureLoss(cell, watch);
+  }
+
+  /**
+   * After a consented failover, a missing standby that returns reports how far its own WAL went;
+   * what lies past the promoted position is what the failover lost. Recorded as an event and in
+   * the history record. (Kept in memory: a controller restart in between loses the measurement.)
+   */
+  async #measureLoss(cell: string, watch: { record: FailoverRecord; completedAtMs: number }): Promise<void> {
+    const promoted = parseLsn(watch.record.decision?.flushLsn);
+    const missing = watch.record.consent?.missing ?? [];
+    if (promoted === undefined || missing.length === 0 || this.#clock() - watch.completedAtMs > 3_600_000) {
+      this.#lossWatch.delete(cell);
+      return;
+    }
+    const found: Record<string, number> = {};
+    for (const slot of missing) {
+      const heard = this.#evidence.database(slot);
+      if (!heard || heard.atMs <= watch.completedAtMs) return; // not back yet
+      const end = parseLsn(heard.report.lsn) ?? parseLsn(heard.report.flushLsn);
+      if (end === undefined) return;
+      found[slot] = end > promoted ? Number(end - promoted) : 0;
+    }
+    this.#lossWatch.delete(cell);
+    const bytes = Math.max(0, ...Object.values(found));
+    await this.#cells.annotate(cell, watch.record.startedAtMs, { lossFound: found });
+    await this.#cells.update(cell, {}, [
+      event(
+        "failover.loss-measured",
+        cell,
+        `the standbys missing at the consented failover of ${cell} are back: ${bytes} bytes of WAL past the promoted position were lost (estimated ${watch.record.estimate?.bytes ?? "?"} bytes)`,
+        { lossFound: found, bytes, estimate: watch.record.estimate ?? null },
+      ),
+    ]);
   }
 
   async #step(state: CellFailoverState): Promise<void> {
@@ -206,6 +242,7 @@ export class FailoverCoordinator {
           ],
           { kind: record.kind, startedAtMs: record.startedAtMs, record: done },
         );
+        if (record.kind === "consent") this.#lossWatch.set(cell, { record, completedAtMs: now });
         return;
       }
       default:
@@ -240,7 +277,18 @@ export class FailoverCoordinator {
         flushLsn: formatLsn(decision.target.flushLsn),
         ...(decision.kind === "promote" ? { proof: decision.proof } : { reason: decision.reason }),
       },
-      ...(consent ? { consent: { reason: consent.reason, atMs: now } } : {}),
+      ...(consent
+        ? {
+            consent: {
+              reason: consent.reason,
+              atMs: now,
+              missing: this.#evidence
+                .standbys(cell, record.from, record.startedAtMs)
+                .filter((s) => s.flushLsn === undefined)
+                .map((s) => `${cell}/${s.region}`),
+            },
+          }
+        : {}),
     };
     await this.#cells.update(
       cell,

@@ -121,14 +121,34 @@ export class World {
    * {@link restoreRegion}. Resolves with the pids killed.
    */
   async killRegion(region: string): Promise<number[]> {
-    const held = this.#regionRoles(region);
+    return await this.#kill(this.#regionRoles(region), `region ${region}`);
+  }
+
+  /** A zone outage: SIGKILLs the zone's agent with every child, held down until {@link restoreZone}. */
+  async killZone(zone: string): Promise<number[]> {
+    return await this.#kill(this.#zoneRoles(zone), `zone ${zone}`);
+  }
+
+  /** Brings a killed zone's agent back. */
+  restoreZone(zone: string): void {
+    for (const s of this.#zoneRoles(zone)) s.start();
+    this.#progress(`zone ${zone} restored`);
+  }
+
+  #zoneRoles(zone: string): Supervised[] {
+    const held = this.#agents.filter((a) => a.id === `agent:${zone}`);
+    if (held.length === 0) throw new Error(`unknown zone ${zone}`);
+    return held;
+  }
+
+  async #kill(held: Supervised[], what: string): Promise<number[]> {
     // Trees read first: once a parent is gone its children are re-parented and lost from view.
     const pids = held.flatMap((s) => (s.pid === null ? [] : processTree(s.pid)));
     // kill() stops the supervisor from restarting them before any of them dies.
     const killed = held.map((s) => s.kill());
     for (const pid of pids) killQuietly(pid);
     await Promise.all(killed);
-    this.#progress(`region ${region} killed (${pids.length} processes), held down`);
+    this.#progress(`${what} killed (${pids.length} processes), held down`);
     return pids;
   }
 
