@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       return (await res.json()) as T;
     };
     const cells = async () => (await controller<{ cells: CellState[] }>("/v1/state")).cells;
-    const acked: { cell: string; id: string; atMs: number }[] = [];
+    const acked: { cell: string; id: string; sentAtMs: number; atMs: number }[] = [];
     let failures: { cell: string; atMs: number }[] = [];
     let down = "";
     let running = true;
@@ -70,6 +70,7 @@ async function main(): Promise<void> {
         const routers = world.layout.regions.filter((r) => r.name !== down);
         const router = routers[n % routers.length] as (typeof routers)[number];
         const id = `drill-${cell}-${n++}`;
+        const sentAtMs = Date.now();
         try {
           const res = await fetch(`http://${router.router.host}:${router.router.port}/users/${id}`, {
             method: "PUT",
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
             signal: AbortSignal.timeout(15_000),
           });
           await res.arrayBuffer();
-          if (res.status === 200) acked.push({ cell, id, atMs: Date.now() });
+          if (res.status === 200) acked.push({ cell, id, sentAtMs, atMs: Date.now() });
           else failures.push({ cell, atMs: Date.now() });
         } catch {
           failures.push({ cell, atMs: Date.now() });
@@ -105,11 +106,12 @@ async function main(): Promise<void> {
         const moved = lostCells.every((c) =>
           now.find((x) => x.cell === c && x.primary !== region && !x.fenced),
         );
-        const writing = lostCells.every((c) => acked.some((a) => a.cell === c && a.atMs > killedAt));
+        // A write counts only when it was sent after the kill: one in flight then says nothing.
+        const writing = lostCells.every((c) => acked.some((a) => a.cell === c && a.sentAtMs > killedAt));
         if (moved && writing) {
           back = Math.max(
             ...lostCells.map(
-              (c) => (acked.find((a) => a.cell === c && a.atMs > killedAt)?.atMs ?? 0) - killedAt,
+              (c) => (acked.find((a) => a.cell === c && a.sentAtMs > killedAt)?.atMs ?? 0) - killedAt,
             ),
           );
           break;
