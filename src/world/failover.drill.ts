@@ -47,6 +47,16 @@ async function main(): Promise<void> {
     progress: (line) => process.stderr.write(`${line}\n`),
   });
   const results: Round[] = [];
+  // Ctrl-C stops the world first: its processes must not outlive the drill.
+  let interrupted = false;
+  const interrupt = () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write("interrupted: stopping the world\n");
+    void world.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
   try {
     await world.start();
     const tenants = new Map(probeTenants(world.topology).map((p) => [p.cell, p.tenant]));
