@@ -36,6 +36,8 @@ export interface FailoverRecord {
     readonly atMs: number;
     /** The quorum standbys that had not answered when consent was given (database slot ids). */
     readonly missing?: readonly string[];
+    /** The timeline the cell was on before the promotion (the survivor's, as it last reported). */
+    readonly timeline?: number | null;
   };
   /** What the missing standbys turned out to hold past the promoted position, once they returned. */
   readonly lossFound?: Readonly<Record<string, number>>;

@@ -111,12 +111,20 @@ export class FailoverCoordinator {
       return;
     }
     const found: Record<string, number> = {};
+    const oldTimeline = watch.record.consent?.timeline;
     for (const slot of missing) {
       const heard = this.#evidence.database(slot);
       if (!heard || heard.atMs <= watch.completedAtMs) return; // not back yet
       const end = parseLsn(heard.report.lsn) ?? parseLsn(heard.report.flushLsn);
       if (end === undefined) return;
-      found[slot] = end > promoted ? Number(end - promoted) : 0;
+      const timeline = heard.report.timeline;
+      // On the old timeline its WAL end is what it held; already on the new one, it followed the
+      // promoted standby without a rewind, so it held nothing past the fork.
+      const onOld =
+        oldTimeline === undefined || oldTimeline === null || timeline === null || timeline === undefined
+          ? true
+          : timeline <= oldTimeline;
+      found[slot] = onOld && end > promoted ? Number(end - promoted) : 0;
     }
     this.#lossWatch.delete(cell);
     const bytes = Math.max(0, ...Object.values(found));
@@ -286,6 +294,7 @@ export class FailoverCoordinator {
                 .standbys(cell, record.from, record.startedAtMs)
                 .filter((s) => s.flushLsn === undefined)
                 .map((s) => `${cell}/${s.region}`),
+              timeline: this.#evidence.database(`${cell}/${decision.target.region}`)?.report.timeline ?? null,
             },
           }
         : {}),
