@@ -24,6 +24,7 @@ interface CellView {
 }
 
 interface FailoverDoc {
+  readonly durability: "strict" | "available";
   readonly cells: readonly CellView[];
   readonly history: readonly {
     cell: string;
@@ -147,7 +148,11 @@ function registerSwitchover(program: Command, io: Io, setExit: (code: number) =>
 }
 
 function render(doc: FailoverDoc): string {
-  const lines = ["cell        primary  epoch  phase              writers"];
+  const lines = [
+    `durability policy: ${doc.durability} (${doc.durability === "strict" ? "with no out-of-region standby left, writes wait" : "with no out-of-region standby left, commits go asynchronous"})`,
+    "",
+    "cell        primary  epoch  phase              writers",
+  ];
   for (const c of doc.cells) {
     lines.push(
       `${c.cell.cell.padEnd(12)}${c.cell.primary.padEnd(9)}${String(c.cell.epoch).padEnd(7)}${c.phase.padEnd(19)}${c.cell.fenced ? "fenced" : "open"}${c.cell.commit === "async" ? " (async commit)" : ""}`,

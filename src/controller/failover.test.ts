@@ -378,3 +378,30 @@ test(
     assert.equal(switching.failover?.to, homeRegion);
   },
 );
+
+test(
+  "strict: a primary with no standby streaming makes writes wait, and the event log says so",
+  LIMIT,
+  async () => {
+    const cell = "cell-0";
+    const primary = (await cellState(cell)).cell.primary;
+    clock.advance(1_000);
+    await beat(dbZone(cell, primary), {
+      databases: (d) => (d.id === `${cell}/${primary}` ? { ...d, role: "primary", standbys: [] } : d),
+    });
+    await until(
+      "writes-waiting",
+      async () => (await eventsOf(cell)).map((e) => e.kind),
+      (k) => k.includes("durability.writes-waiting"),
+    );
+    assert.equal((await call("GET", "/v1/failover", TEST_TOKENS.reader)).body.durability, "strict");
+    await beat(dbZone(cell, primary), {
+      databases: (d) => (d.id === `${cell}/${primary}` ? { ...d, role: "primary" } : d),
+    });
+    await until(
+      "restored",
+      async () => (await eventsOf(cell)).map((e) => e.kind),
+      (k) => k.includes("durability.restored"),
+    );
+  },
+);

@@ -17,6 +17,7 @@ import { estimateLoss } from "../failover/estimate.js";
 import { RingfenceError } from "../lib/errors.js";
 import { formatLsn, parseLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
+import { type DurabilityPolicy, DurabilityWatch } from "./durability.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
 import { Switchovers } from "./switchover.js";
@@ -38,6 +39,7 @@ export class FailoverCoordinator {
   /** Cells whose "no candidate" was already logged during the current failover. */
   #noted = new Set<string>();
   readonly #switchovers: Switchovers;
+  readonly #durability: DurabilityWatch;
   /** Consented failovers whose missing standbys have not reported since: the loss is measured when they do. */
   #lossWatch = new Map<string, { record: FailoverRecord; completedAtMs: number }>();
 
@@ -51,6 +53,12 @@ export class FailoverCoordinator {
     this.#clock = deps.clock;
     this.#options = options;
     this.#switchovers = new Switchovers({ ...deps, options, poke: () => this.poke() });
+    this.#durability = new DurabilityWatch(deps);
+  }
+
+  /** The durability policy in force (see durability.ts). */
+  get durability(): DurabilityPolicy {
+    return this.#durability.policy;
   }
 
   /** Starts a planned switchover of `cell` to `to` (see switchover.ts). */
@@ -150,7 +158,10 @@ export class FailoverCoordinator {
           now,
           this.#options.detection,
         );
-        if (verdict.state !== "failed") return await this.#switchovers.maybeFailBack(state, now);
+        if (verdict.state !== "failed") {
+          await this.#durability.check(state);
+          return await this.#switchovers.maybeFailBack(state, now);
+        }
         this.#noted.delete(cell);
         this.#switchovers.forget(cell);
         const started: FailoverRecord = {

@@ -27,8 +27,9 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
         response: {
           200: {
             type: "object",
-            required: ["cells", "history"],
+            required: ["durability", "cells", "history"],
             properties: {
+              durability: { enum: ["strict", "available"] },
               cells: {
                 type: "array",
                 items: {
@@ -50,6 +51,7 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
       },
     },
     async () => ({
+      durability: ctx.failover.durability,
       cells: await ctx.store.cells.states(),
       history: await ctx.store.cells.history(undefined, HISTORY),
       ...(ctx.failover.lastError ? { reconcilerError: ctx.failover.lastError } : {}),

@@ -1,0 +1,98 @@
+/**
+ * Durability policies against a real control database: `available` drops a cell with no
+ * out-of-region standby left to asynchronous commit and back; `strict` only says writes wait.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { sampleTopology } from "../topology/testing.js";
+import type { DesiredState, WorldEvent } from "../world/contracts.js";
+import { buildLayout } from "../world/layout.js";
+import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
+
+const topology = sampleTopology((t) => {
+  for (const s of t.services) s.durability = "available";
+});
+const layout = buildLayout(topology, 205);
+const clock = new ManualClock();
+let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
+
+before(async () => {
+  fixture = await startTestController({
+    topology,
+    layout,
+    heartbeatTimeoutMs: 3_000,
+    clock,
+    failover: { tickMs: 50 },
+  });
+});
+after(async () => await fixture?.stop());
+
+async function call(method: "GET" | "POST", url: string, payload?: unknown) {
+  const res = await fixture?.controller.app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${TEST_TOKENS.agent}` },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
+  assert.ok(res);
+  return { status: res.statusCode, body: res.body === "" ? undefined : res.json() };
+}
+
+const cell = "cell-0";
+const home = topology.cells.list.find((c) => c.id === cell)?.home as string;
+const zone = layout.databases.find((d) => d.cell === cell && d.region === home)?.zone as string;
+
+/** The primary's heartbeat, with its standbys streaming or none. */
+async function beat(streaming: boolean): Promise<void> {
+  const base = healthyHeartbeat(topology, layout, zone);
+  const databases = base.databases.map((d) =>
+    d.id === `${cell}/${home}` && !streaming ? { ...d, standbys: [] } : d,
+  );
+  const res = await call("POST", `/v1/agents/${encodeURIComponent(zone)}/heartbeat`, { ...base, databases });
+  assert.equal(res.status, 204);
+}
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+const commitOf = async () =>
+  ((await call("GET", `/v1/agents/${encodeURIComponent(zone)}/desired`)).body as DesiredState).cells.find(
+    (c) => c.cell === cell,
+  )?.commit ?? "quorum";
+
+const kinds = async () =>
+  (
+    (
+      await fixture?.controller.app.inject({
+        method: "GET",
+        url: "/v1/events?limit=1000",
+        headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
+      })
+    )?.json().events as WorldEvent[]
+  )
+    .filter((e) => e.subject === cell)
+    .map((e) => e.kind);
+
+test("available: no standby for the grace time drops the cell to asynchronous commit, a standby back restores quorum", async () => {
+  await beat(false);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await commitOf(), "quorum", "not before the grace time");
+  clock.advance(2_500);
+  await beat(false);
+  await until("asynchronous commit", async () => (await commitOf()) === "async");
+  assert.ok((await kinds()).includes("durability.async"));
+  await beat(true);
+  await until("quorum commit", async () => (await commitOf()) === "quorum");
+  assert.ok((await kinds()).includes("durability.quorum"));
+  const doc = await fixture?.controller.app.inject({
+    method: "GET",
+    url: "/v1/failover",
+    headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
+  });
+  assert.equal(doc?.json().durability, "available");
+});
