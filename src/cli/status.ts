@@ -55,7 +55,7 @@ export function renderStatus(status: Doc, color: boolean): string {
   lines.push("", c.bold("Cells"));
   for (const cell of (status.cells ?? []) as Doc[]) {
     lines.push(
-      `  ${dot(cell.rollup?.health)} ${c.bold(String(cell.cell))} primary ${cell.primary} (epoch ${cell.epoch})${cell.fenced ? c.red(" FENCED") : ""}  sync: ${cell.synchronousStandbyNames ?? c.yellow("none (asynchronous)")}${why(cell.rollup)}`,
+      `  ${dot(cell.rollup?.health)} ${c.bold(String(cell.cell))} primary ${cell.primary} (epoch ${cell.epoch})${cell.fenced ? c.red(" FENCED") : ""}  sync: ${cell.synchronousStandbyNames ?? c.yellow("none (asynchronous)")}  durability: ${cell.durability?.policy ?? "?"}${cell.durability?.commit === "async" ? c.yellow(" (async commit now)") : ""}${why(cell.rollup)}`,
     );
     for (const db of (cell.databases ?? []) as Doc[]) {
       const rep = db.replication;

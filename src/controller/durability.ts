@@ -12,12 +12,19 @@
  *
  * A cell holds every service's data, so it is `available` only when every service says so.
  */
+import type { Topology } from "../topology/model.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import type { Evidence } from "./evidence.js";
 import { event } from "./failover-record.js";
 import type { WorldIndex } from "./world-index.js";
 
 export type DurabilityPolicy = "strict" | "available";
+
+/** A world's policy: `available` only when every service asks for it. */
+export function durabilityPolicy(topology: Topology): DurabilityPolicy {
+  const services = topology.services;
+  return services.length > 0 && services.every((s) => s.durability === "available") ? "available" : "strict";
+}
 
 const GRACE_MS = 2_000;
 

@@ -86,6 +86,7 @@ test("everything reported healthy rolls up healthy everywhere", () => {
   assert.ok(s.cells.every((c) => c.rollup.health === "healthy"));
   assert.ok(s.instances.every((i) => i.rollup.health === "healthy" && i.state === "running"));
   assert.equal(s.instances.length, layout.instances.length);
+  assert.ok(s.cells.every((c) => c.durability.policy === "strict" && c.durability.commit === "quorum"));
 });
 
 test("a fenced cell is unhealthy, and says why", () => {

@@ -43,6 +43,7 @@ import { type Issue, type RollUp, rollUp } from "./rollup.js";
 
 export type { RollUp, RollUpHealth } from "./rollup.js";
 
+import { type DurabilityPolicy, durabilityPolicy } from "./durability.js";
 import type { Snapshot } from "./store.js";
 import { processId, type WorldIndex } from "./world-index.js";
 
@@ -76,6 +77,8 @@ export interface CellStatus {
   readonly fenced: boolean;
   readonly syncQuorum: number;
   readonly synchronousStandbyNames: string | null;
+  /** The durability policy and the commit mode in force (async only under `available`). */
+  readonly durability: { readonly policy: DurabilityPolicy; readonly commit: "quorum" | "async" };
   readonly rollup: RollUp;
   readonly databases: readonly DatabaseStatus[];
 }
@@ -303,6 +306,7 @@ export function buildStatus(input: StatusInput): WorldStatus {
       fenced: cell.fenced,
       syncQuorum: quorum,
       synchronousStandbyNames: primaryReport?.synchronousStandbyNames ?? null,
+      durability: { policy: durabilityPolicy(topology), commit: cell.commit ?? "quorum" },
       rollup: rollUp(
         issues,
         `primary in ${cell.primary}; ${databases.length} databases and ${
