@@ -60,6 +60,7 @@ export class ProxiedConnection {
     this.#client.on("error", () => this.#propagateReset("upstream"));
     this.#client.on("close", () => {
       this.#clientClosed = true;
+      this.#reapLater("upstream");
       this.#maybeFinish();
     });
     // Accepted during a partition: the SYN is lost, so the connection never reaches upstream.
@@ -98,6 +99,7 @@ export class ProxiedConnection {
     upstream.on("error", () => this.#propagateReset("client"));
     upstream.on("close", () => {
       this.#upstreamClosed = true;
+      this.#reapLater("client");
       this.#maybeFinish();
     });
     this.#backward = new DelayedPipe({
@@ -127,6 +129,20 @@ export class ProxiedConnection {
       // No upstream yet: #connect sees the destroyed client and never dials.
       const socket = victim === "client" ? this.#client : this.#upstream;
       if (socket !== undefined) reset(socket);
+    });
+  }
+
+  /**
+   * One side closed for good: whatever the other side still sends can reach no one. If it is still
+   * open once anything in flight had time to arrive (a second, or four link delays), it is reset,
+   * as a real peer's next segment would be. Otherwise a half-open socket whose reads are paused
+   * (its pipe's target gone) would keep its peer blocked on a full window, and itself open, forever.
+   */
+  #reapLater(victim: "client" | "upstream"): void {
+    if (this.#finished) return;
+    this.#after(Math.max(1_000, 4 * this.#session.sampleDelayMs()), () => {
+      const socket = victim === "client" ? this.#client : this.#upstream;
+      if (socket !== undefined && !socket.destroyed) reset(socket);
     });
   }
 

@@ -5,7 +5,7 @@
  * The WAN emulator runs inside this process; everything else is a child process with its own log.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
@@ -216,10 +216,15 @@ export class World {
       id,
       spawn: () => {
         const fd = openSync(logFile, "a");
-        return spawn(process.execPath, [this.#options.ringfenceBin, ...argv], {
-          stdio: ["ignore", fd, fd],
-          env: { ...process.env, RINGFENCE_ROLE: id },
-        });
+        try {
+          return spawn(process.execPath, [this.#options.ringfenceBin, ...argv], {
+            stdio: ["ignore", fd, fd],
+            env: { ...process.env, RINGFENCE_ROLE: id },
+          });
+        } finally {
+          // The child has its own copy; ours would leak one descriptor per (re)start.
+          closeSync(fd);
+        }
       },
       stopGraceMs: 45_000,
       onEvent: (e: SupervisorEvent) => {
