@@ -1,8 +1,14 @@
 /**
  * The agent of one zone: runs what the controller places there (the zone's PostgreSQL instances,
- * writer endpoints and service instances), restarts what dies, probes health and replication, and
- * heartbeats to the controller every second. When the controller is unreachable it keeps running
- * from its last-known desired state, persisted on disk (static stability).
+ * writer endpoints and service instances), restarts what dies, probes health and replication, keeps
+ * each database in the role the desired state gives it (promotion, repointing, rewind), probes the
+ * cells' primaries in other regions every half second, and heartbeats to the controller every
+ * second, and at once when something the controller waits for changed.
+ *
+ * Three loops: the desired state by long poll (applied as soon as the controller changes it), a 1 s
+ * tick (probes, role reconciliation, heartbeat), and the observer's 500 ms probes. When the
+ * controller is unreachable the agent keeps running from its last-known desired state, persisted on
+ * disk (static stability).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -12,8 +18,11 @@ import type { Topology } from "../topology/model.js";
 import type { AgentEvent, CellState, DesiredState, Heartbeat, ProcessReport } from "../world/contracts.js";
 import { type Layout, reach, type WriterSlot } from "../world/layout.js";
 import type { StateDir, WorldConfig } from "../world/state.js";
+import { Coalescer } from "./coalescer.js";
 import { DatabaseRunner } from "./database.js";
+import { DesiredFeed } from "./desired-feed.js";
 import { InstanceRunner } from "./instance.js";
+import { type ObserverTarget, PrimaryObserver } from "./observer.js";
 import type { Supervised, SupervisorEvent } from "./supervisor.js";
 import { WriterEndpoint } from "./writer.js";
 
@@ -26,12 +35,18 @@ export interface AgentOptions {
   readonly controllerUrl: string;
   readonly agentToken: string;
   readonly ringfenceBin: string;
-  /** Reconcile, probe and heartbeat period. Default 1 s. */
+  /** Probe, reconcile and heartbeat period. Default 1 s. */
   readonly intervalMs?: number;
+  /** How long the controller may hold a desired-state request open. Default 10 s. */
+  readonly desiredWaitMs?: number;
   readonly log?: (line: string) => void;
 }
 
 const MAX_PENDING_EVENTS = 1_000;
+/** How long a starting agent waits for the controller before it runs from its persisted state. */
+const FIRST_FETCH_TIMEOUT_MS = 2_000;
+/** Tick period while a cell of this zone's databases is fenced. */
+const FENCED_TICK_MS = 200;
 
 export class Agent {
   readonly zone: string;
@@ -47,11 +62,46 @@ export class Agent {
   #running = false;
   #startedAt = new Date().toISOString();
   #controllerReachable = false;
+  /** The newest desired version applied before the last completed probes of the databases began. */
+  #probedVersion = 0;
+  /** When the next tick is due; undefined while one runs. */
+  #nextTickAt: number | undefined;
   #loop: Promise<void> = Promise.resolve();
+  #feed: DesiredFeed;
+  #beats = new Coalescer(() => this.#heartbeat(), { minIntervalMs: 100 });
+  #observer: PrimaryObserver;
 
   constructor(options: AgentOptions) {
     this.zone = options.zone;
     this.#options = options;
+    this.#feed = new DesiredFeed({
+      controllerUrl: options.controllerUrl,
+      agentToken: options.agentToken,
+      zone: options.zone,
+      ...(options.desiredWaitMs === undefined ? {} : { waitMs: options.desiredWaitMs }),
+      pauseMs: options.intervalMs ?? 1_000,
+      held: () => this.#desired?.version,
+      onAnswer: (desired, changed) => this.#onDesired(desired, changed),
+      onFailure: (err) => this.#onDesiredFailure(err),
+    });
+    this.#observer = new PrimaryObserver({
+      targets: () => this.#observerTargets(),
+      onChange: () => this.#beats.request(),
+    });
+  }
+
+  /** The primaries of every cell whose primary is in another region than this zone's. */
+  #observerTargets(): ObserverTarget[] {
+    const { layout } = this.#options;
+    const region = layout.zones.find((z) => z.id === this.zone)?.region;
+    if (!region) return [];
+    const targets: ObserverTarget[] = [];
+    for (const cell of this.#cells.values()) {
+      if (cell.primary === region) continue;
+      const slot = layout.databases.find((d) => d.cell === cell.cell && d.region === cell.primary);
+      if (slot) targets.push({ id: slot.id, endpoint: reach(layout, region, slot.region, slot) });
+    }
+    return targets;
   }
 
   get #desiredFile(): string {
@@ -64,7 +114,10 @@ export class Agent {
     mkdirSync(state.agentDir(this.zone), { recursive: true });
     const bin = findPgBinaries();
     const runAs = pgRunAs();
-    const onEvent = (e: SupervisorEvent) => this.#event(`process.${e.kind}`, e.id, e.message, e.data);
+    const onEvent = (e: SupervisorEvent) => {
+      this.#event(`process.${e.kind}`, e.id, e.message, e.data);
+      if (e.kind === "exited") void this.#reportExit(e.id);
+    };
     const cellState = (cell: string) => () => this.#cells.get(cell);
     this.#databases = layout.databases
       .filter((d) => d.zone === this.zone)
@@ -80,6 +133,8 @@ export class Agent {
             logFile: state.log(`db-${slot.id}`),
             cell: cellState(slot.cell),
             onEvent,
+            onDatabaseEvent: (kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
+            onUrgentReport: () => this.#beats.request(),
           }),
       );
     this.#writers = layout.writers
@@ -104,15 +159,24 @@ export class Agent {
     this.#cleanUpOrphans();
     for (const w of this.#writers) await w.endpoint.start();
     this.#running = true;
-    // Static stability: start from the last-known desired state while the controller answers.
-    if (existsSync(this.#desiredFile)) {
-      try {
-        this.#apply(JSON.parse(readFileSync(this.#desiredFile, "utf8")) as DesiredState, false);
-      } catch {
-        // a torn file: wait for the controller
+    // A fresh desired state first: the persisted one may be stale (the cell failed over while this
+    // zone was down) and would start an old primary as a primary until the controller answered.
+    // Static stability: when the controller does not answer soon, run from the persisted one.
+    try {
+      this.#apply(await this.#feed.fetch(undefined, FIRST_FETCH_TIMEOUT_MS), true);
+      this.#controllerReachable = true;
+    } catch {
+      if (existsSync(this.#desiredFile)) {
+        try {
+          this.#apply(JSON.parse(readFileSync(this.#desiredFile, "utf8")) as DesiredState, false);
+        } catch {
+          // a torn file: wait for the controller
+        }
       }
     }
     this.#schedule(0);
+    this.#feed.start();
+    this.#observer.start();
   }
 
   /**
@@ -164,38 +228,89 @@ export class Agent {
 
   #schedule(delayMs: number): void {
     if (!this.#running) return;
+    this.#nextTickAt = Date.now() + delayMs;
     this.#timer = setTimeout(() => {
-      this.#loop = this.#tick().finally(() => this.#schedule(this.#options.intervalMs ?? 1_000));
+      this.#nextTickAt = undefined;
+      this.#loop = this.#tick().finally(() => this.#schedule(this.#tickMs()));
     }, delayMs);
   }
 
-  async #tick(): Promise<void> {
-    await this.#fetchDesired();
-    await Promise.all([...this.#databases.map((d) => d.probe()), ...this.#instances.map((i) => i.probe())]);
-    this.#recordPids();
-    await this.#heartbeat();
+  /** Brings the next tick forward when the period just got shorter (a cell was fenced). */
+  #hurryTick(): void {
+    if (this.#nextTickAt === undefined) return; // a tick is running; the next is scheduled after it
+    const delayMs = this.#tickMs();
+    if (this.#nextTickAt - Date.now() <= delayMs) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#schedule(delayMs);
   }
 
-  async #fetchDesired(): Promise<void> {
-    const { controllerUrl, agentToken } = this.#options;
-    try {
-      const res = await fetch(`${controllerUrl}/v1/agents/${encodeURIComponent(this.zone)}/desired`, {
-        headers: { authorization: `Bearer ${agentToken}` },
-        signal: AbortSignal.timeout(2_000),
-      });
-      if (!res.ok) throw new Error(`controller answered ${res.status}`);
-      const desired = (await res.json()) as DesiredState;
-      if (!this.#controllerReachable) this.#log("controller reachable");
-      this.#controllerReachable = true;
-      this.#apply(desired, true);
-    } catch (err) {
-      if (this.#controllerReachable || this.#desired === undefined) {
-        this.#log(
-          `controller unreachable (${(err as Error).message}); running from the last-known desired state`,
-        );
-      }
-      this.#controllerReachable = false;
+  /**
+   * The tick period: faster while a cell of this zone's databases is fenced, since the controller is
+   * then waiting on their positions (a switchover waits for its target to catch up) or roles.
+   */
+  #tickMs(): number {
+    const interval = this.#options.intervalMs ?? 1_000;
+    const fenced = this.#databases.some((d) => this.#cells.get(d.slot.cell)?.fenced === true);
+    return fenced ? Math.min(interval, FENCED_TICK_MS) : interval;
+  }
+
+  async #tick(): Promise<void> {
+    const version = this.#desired?.version ?? 0;
+    await Promise.all([...this.#databases.map((d) => d.probe()), ...this.#instances.map((i) => i.probe())]);
+    this.#probedVersion = Math.max(this.#probedVersion, version);
+    // A role change (a rewind, a 5 s wait for streaming) must not hold up the tick.
+    for (const d of this.#databases) void d.reconcile();
+    this.#recordPids();
+    this.#beats.request();
+  }
+
+  /** An answer of the desired-state feed: applied at once; a change reconciled and reported at once. */
+  #onDesired(desired: DesiredState, changed: boolean): void {
+    if (!this.#running) return;
+    if (!this.#controllerReachable) this.#log("controller reachable");
+    this.#controllerReachable = true;
+    this.#apply(desired, true);
+    if (!changed) return;
+    for (const d of this.#databases) void d.reconcile();
+    void this.#reportChange(desired.version);
+    this.#hurryTick();
+  }
+
+  #onDesiredFailure(err: Error): void {
+    if (this.#controllerReachable || this.#desired === undefined) {
+      this.#log(`controller unreachable (${err.message}); running from the last-known desired state`);
     }
+    this.#controllerReachable = false;
+  }
+
+  /**
+   * Heartbeats as soon as the databases have been probed after `version` was applied: the
+   * controller reads positions from it (a fenced primary's last flush, a standby catching up).
+   */
+  async #reportChange(version: number): Promise<void> {
+    await Promise.all(this.#databases.map((d) => d.probe()));
+    this.#probedVersion = Math.max(this.#probedVersion, version);
+    this.#beats.request();
+  }
+
+  /**
+   * A process that died is down now: its health (and that of the service instances reading from it,
+   * when it is a database) is reported at once rather than at the next tick,
+   * so that routers stop sending requests to it before they count enough failures to eject it (and
+   * keep it out for the ejection time although it is back a moment later).
+   */
+  async #reportExit(id: string): Promise<void> {
+    const runner = [...this.#instances, ...this.#databases].find((r) => r.supervised.id === id);
+    if (!runner) return;
+    // A service instance reads from its cell's local replica: when that dies, so does its health.
+    const dependents =
+      runner instanceof DatabaseRunner
+        ? this.#instances.filter(
+            (i) => i.slot.cell === runner.slot.cell && i.slot.region === runner.slot.region,
+          )
+        : [];
+    await Promise.all([runner.probe(), ...dependents.map((i) => i.probe())]);
+    this.#beats.request();
   }
 
   #apply(desired: DesiredState, persist: boolean): void {
@@ -224,7 +339,8 @@ export class Agent {
       ...this.#databases.map((d) => ({ id: d.supervised.id, supervised: d.supervised })),
       ...this.#instances.map((i) => ({ id: i.supervised.id, supervised: i.supervised })),
     ];
-    for (const r of runners) r.supervised.start();
+    for (const d of this.#databases) d.start(); // not while a role change has it stopped on purpose
+    for (const i of this.#instances) i.supervised.start();
     for (const [id, nonce] of Object.entries(this.#desired?.restarts ?? {})) {
       const seen = this.#seenRestarts.get(id);
       this.#seenRestarts.set(id, nonce);
@@ -244,10 +360,13 @@ export class Agent {
       zone: this.zone,
       pid: process.pid,
       startedAt: this.#startedAt,
-      desiredVersion: this.#desired?.version ?? 0,
+      // The version the database reports below were probed under, so that a report the controller
+      // reads for version V was taken after the agent applied V (fenced its writers, say).
+      desiredVersion: this.#probedVersion,
       processes: this.processes(),
       databases: this.#databases.map((d) => d.report),
       events,
+      observations: this.#observer.observations(),
     };
     try {
       const res = await fetch(`${controllerUrl}/v1/agents/${encodeURIComponent(this.zone)}/heartbeat`, {
@@ -313,7 +432,11 @@ export class Agent {
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
+    await this.#feed.stop();
     await this.#loop.catch(() => {});
+    await this.#observer.stop();
+    this.#beats.close();
+    await this.#beats.idle();
     await Promise.all(this.#instances.map((i) => i.stop()));
     await Promise.all(this.#writers.map((w) => w.endpoint.close()));
     await Promise.all(this.#databases.map((d) => d.stop()));

@@ -65,18 +65,15 @@ const commitOf = async () =>
     (c) => c.cell === cell,
   )?.commit ?? "quorum";
 
-const kinds = async () =>
-  (
-    (
-      await fixture?.controller.app.inject({
-        method: "GET",
-        url: "/v1/events?limit=1000",
-        headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
-      })
-    )?.json().events as WorldEvent[]
-  )
-    .filter((e) => e.subject === cell)
-    .map((e) => e.kind);
+const kinds = async (): Promise<string[]> => {
+  const res = await fixture?.controller.app.inject({
+    method: "GET",
+    url: "/v1/events?limit=1000",
+    headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
+  });
+  assert.ok(res);
+  return (res.json().events as WorldEvent[]).filter((e) => e.subject === cell).map((e) => e.kind);
+};
 
 test("available: no standby for the grace time drops the cell to asynchronous commit, a standby back restores quorum", async () => {
   await beat(false);

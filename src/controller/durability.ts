@@ -59,7 +59,7 @@ export class DurabilityWatch {
     if (this.#index.topology.cells.syncQuorum === 0) return;
     const { cell } = state.cell;
     const primary = this.#evidence.database(`${cell}/${state.cell.primary}`);
-    if (!primary || primary.report.role !== "primary" || this.#clock() - primary.atMs > 3_000) return;
+    if (primary?.report.role !== "primary" || this.#clock() - primary.atMs > 3_000) return;
     const streaming = primary.report.standbys.filter((s) => s.state === "streaming").length;
     const now = this.#clock();
     const async = state.cell.commit === "async";

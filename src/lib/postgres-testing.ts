@@ -12,7 +12,10 @@ import {
   cloneStandby,
   findPgBinaries,
   initPrimary,
+  type PgBinaries,
   pgRunAs,
+  primaryConninfo,
+  type RunAs,
   signalGroup,
   spawnPostgres,
   synchronousStandbyNames,
@@ -32,6 +35,20 @@ export interface TestCluster {
   readonly primary: TestInstance;
   readonly standbys: readonly TestInstance[];
   readonly dir: string;
+  readonly bin: PgBinaries;
+  readonly runAs: RunAs | undefined;
+  /**
+   * Starts (again) an instance on `dataDir` with the base settings plus `extra`, e.g. a stopped
+   * primary as a standby after a rewind; `stop()` stops it too.
+   */
+  startInstance(
+    name: string,
+    dataDir: string,
+    port: number,
+    extra: Record<string, string | number>,
+  ): Promise<TestInstance>;
+  /** Stops one instance (a fast shutdown by default) and waits for it to exit. */
+  stopInstance(instance: TestInstance, signal?: NodeJS.Signals): Promise<void>;
   /** Stops every instance (resuming stopped ones first) and removes the folder. */
   stop(): Promise<void>;
 }
@@ -61,6 +78,14 @@ export async function startTestCluster(
     await waitReady("127.0.0.1", port);
     return instance;
   };
+  const stopInstance = async (i: TestInstance, signal: NodeJS.Signals = "SIGINT") => {
+    if (i.process.exitCode !== null || i.process.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      i.process.once("exit", () => resolve());
+      signalGroup(i.process, "SIGCONT");
+      i.process.kill(signal);
+    });
+  };
   const stop = async () => {
     await Promise.all(
       instances.map(
@@ -86,10 +111,13 @@ export async function startTestCluster(
     const standbys: TestInstance[] = [];
     for (const name of names) {
       const dataDir = join(dir, name);
-      cloneStandby(bin, dataDir, runAs, { host: primary.host, port: primary.port, applicationName: name });
-      standbys.push(await start(name, dataDir, await freePort(), {}));
+      const source = { host: primary.host, port: primary.port, applicationName: name };
+      cloneStandby(bin, dataDir, runAs, source);
+      standbys.push(
+        await start(name, dataDir, await freePort(), { primary_conninfo: primaryConninfo(source) }),
+      );
     }
-    return { primary, standbys, dir, stop };
+    return { primary, standbys, dir, bin, runAs, startInstance: start, stopInstance, stop };
   } catch (err) {
     await stop();
     throw err;

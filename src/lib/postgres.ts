@@ -4,7 +4,7 @@
  * server. PostgreSQL refuses to run as root, so when ringfence runs as root every tool and server is
  * started as the `postgres` system user and data directories are owned by it.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -13,6 +13,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -149,6 +150,48 @@ export function runTool(
   }
 }
 
+/**
+ * Runs a PostgreSQL tool to completion as `runAs` without blocking the event loop (pg_rewind and
+ * pg_basebackup can take long, and an agent keeps heartbeating and promoting other cells meanwhile).
+ * Resolves with its output, stdout then stderr (pg_rewind reports on stderr); fails like `runTool`.
+ * Aborting `signal` kills the tool.
+ */
+export function runToolAsync(
+  bin: PgBinaries,
+  tool: string,
+  args: string[],
+  runAs: RunAs | undefined,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      join(bin.bindir, tool),
+      args,
+      {
+        encoding: "utf8",
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+        env: { ...process.env, LC_ALL: "C", ...(runAs ? { HOME: "/tmp" } : {}) },
+      },
+      (err, stdout, stderr) => {
+        if (!err) {
+          resolve(`${stdout}${stderr}`);
+          return;
+        }
+        reject(
+          new RingfenceError(
+            "RINGFENCE_PG_FAILED",
+            `${tool} ${args.join(" ")} failed: ${(stderr || stdout || err.message).trim()}`,
+            { cause: err },
+          ),
+        );
+      },
+    );
+  });
+}
+
 /** The superuser ringfence creates in every instance (trusted on loopback only). */
 export const PG_SUPERUSER = "ringfence";
 
@@ -187,6 +230,137 @@ export function cloneStandby(
     300_000,
   );
   writeHba(dataDir);
+  stripPrimaryConninfo(dataDir);
+}
+
+/** `cloneStandby` without blocking the event loop; removes a partial copy when pg_basebackup fails. */
+export async function cloneStandbyAsync(
+  bin: PgBinaries,
+  dataDir: string,
+  runAs: RunAs | undefined,
+  source: { host: string; port: number; applicationName: string },
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  if (existsSync(join(dataDir, "PG_VERSION"))) return;
+  // pg_basebackup wants an empty folder: what a failed copy left behind is of no use.
+  rmSync(dataDir, { recursive: true, force: true });
+  makeOwnedDir(dataDir, runAs);
+  const conn = `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName} connect_timeout=10`;
+  try {
+    await runToolAsync(
+      bin,
+      "pg_basebackup",
+      ["-D", dataDir, "-d", conn, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+      runAs,
+      { timeoutMs: options.timeoutMs ?? 300_000, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  writeHba(dataDir);
+  stripPrimaryConninfo(dataDir);
+}
+
+/**
+ * Removes `primary_conninfo` from `postgresql.auto.conf`, where `pg_basebackup -R` writes it: that
+ * file is read after `ringfence.conf` and would override the primary ringfence points the standby at.
+ */
+export function stripPrimaryConninfo(dataDir: string): void {
+  const auto = join(dataDir, "postgresql.auto.conf");
+  if (!existsSync(auto)) return;
+  const text = readFileSync(auto, "utf8");
+  const kept = text
+    .split("\n")
+    .filter((l) => !l.startsWith("primary_conninfo"))
+    .join("\n");
+  if (kept !== text) writeFileSync(auto, kept);
+}
+
+/** The `primary_conninfo` of a standby following the primary at `host:port` as `applicationName`. */
+export function primaryConninfo(source: { host: string; port: number; applicationName: string }): string {
+  return `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName}`;
+}
+
+/** What `rewind` did. */
+export interface RewindResult {
+  /** False when pg_rewind found nothing to undo (the target never left the source's history). */
+  readonly rewound: boolean;
+  /**
+   * Where the target's history left the source's: the WAL position and the timeline it was on
+   * (pg_rewind's "servers diverged at WAL location X on timeline N"). Everything the target wrote
+   * after it is gone. Undefined when pg_rewind did not say.
+   */
+  readonly divergedAt: { readonly lsn: string; readonly timeline: number } | undefined;
+  /** pg_rewind's output (its last lines are worth showing an operator). */
+  readonly output: string;
+}
+
+/** Reads pg_rewind's output: whether it rewound, and where the timelines diverged. */
+export function parseRewindOutput(output: string): RewindResult {
+  const diverged = /servers diverged at WAL location ([0-9A-Fa-f]+\/[0-9A-Fa-f]+) on timeline (\d+)/.exec(
+    output,
+  );
+  return {
+    rewound: !/no rewind required/.test(output),
+    divergedAt: diverged ? { lsn: diverged[1] as string, timeline: Number(diverged[2]) } : undefined,
+    output,
+  };
+}
+
+/**
+ * Rewinds the stopped instance in `dataDir` to the history of the running primary at `source` with
+ * `pg_rewind --source-server`, so it can follow that primary as a standby: what it wrote after the
+ * two diverged is undone. The target must be stopped; when it was not stopped cleanly, pg_rewind
+ * (PostgreSQL 13 and later) runs crash recovery on it first, which refuses a `standby.signal`, so
+ * that file is set aside meanwhile and put back after. Needs `wal_log_hints` (see `baseSettings`).
+ * The source gets a CHECKPOINT first (see below). The caller writes `standby.signal` and
+ * `primary_conninfo` before starting it.
+ */
+export async function rewind(
+  bin: PgBinaries,
+  dataDir: string,
+  runAs: RunAs | undefined,
+  source: { host: string; port: number },
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<RewindResult> {
+  // PostgreSQL 15's pg_rewind reads the source's timeline from its control file, which a promotion
+  // updates only at the next checkpoint: without one it would find "no rewind required" on a target
+  // that did diverge.
+  try {
+    await queryOnce(source.host, source.port, "CHECKPOINT");
+  } catch (err) {
+    throw new RingfenceError(
+      "RINGFENCE_PG_FAILED",
+      `pg_rewind not started: could not connect to the source ${source.host}:${source.port} for a CHECKPOINT: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const signalFile = join(dataDir, "standby.signal");
+  const hadSignal = existsSync(signalFile);
+  if (hadSignal) rmSync(signalFile);
+  try {
+    const output = await runToolAsync(
+      bin,
+      "pg_rewind",
+      [
+        `--target-pgdata=${dataDir}`,
+        `--source-server=host=${source.host} port=${source.port} user=${PG_SUPERUSER} dbname=postgres connect_timeout=10`,
+      ],
+      runAs,
+      { timeoutMs: options.timeoutMs ?? 300_000, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+    return parseRewindOutput(output);
+  } finally {
+    if (hadSignal) writeStandbySignal(dataDir, runAs);
+  }
+}
+
+/** Creates `standby.signal`: the instance starts as a standby of its `primary_conninfo`. */
+export function writeStandbySignal(dataDir: string, runAs: RunAs | undefined): void {
+  const file = join(dataDir, "standby.signal");
+  writeFileSync(file, "");
+  if (runAs) chownSync(file, runAs.uid, runAs.gid);
 }
 
 function writeHba(dataDir: string): void {

@@ -1,0 +1,47 @@
+/**
+ * The settings ringfence writes for one instance of a cell (`ringfence.conf`): the common ones, plus
+ * `synchronous_standby_names` on the primary (as the cell's commit mode asks) or `primary_conninfo`
+ * on a standby (to the primary as reached from the standby's region).
+ */
+import { baseSettings, primaryConninfo, synchronousStandbyNames } from "../lib/postgres.js";
+import type { CellState } from "../world/contracts.js";
+import { type DatabaseSlot, type Layout, reach } from "../world/layout.js";
+
+/**
+ * `synchronous_standby_names` for `slot` as the primary of its cell: ANY `syncQuorum` of the cell's
+ * other instances, or nothing when the cell commits `async`. Every other instance is out of region
+ * (one replica per region), so a commit waits for another region.
+ */
+export function wantedStandbyNames(
+  layout: Layout,
+  slot: DatabaseSlot,
+  cell: CellState,
+  syncQuorum: number,
+): string {
+  if (cell.commit === "async") return "";
+  const others = layout.databases.filter((d) => d.cell === slot.cell && d.id !== slot.id);
+  return synchronousStandbyNames(
+    syncQuorum,
+    others.map((d) => d.applicationName),
+  );
+}
+
+/** Everything `ringfence.conf` holds for `slot` while `primary` is its cell's primary. */
+export function instanceSettings(
+  layout: Layout,
+  slot: DatabaseSlot,
+  cell: CellState,
+  primary: DatabaseSlot,
+  syncQuorum: number,
+): Record<string, string | number> {
+  const settings: Record<string, string | number> = { ...baseSettings(slot.host, slot.port) };
+  if (primary.id === slot.id) {
+    settings.synchronous_standby_names = wantedStandbyNames(layout, slot, cell, syncQuorum);
+  } else {
+    settings.primary_conninfo = primaryConninfo({
+      ...reach(layout, slot.region, primary.region, primary),
+      applicationName: slot.applicationName,
+    });
+  }
+  return settings;
+}
