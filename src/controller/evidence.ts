@@ -20,6 +20,8 @@ interface Heard<T> {
   readonly value: T;
   readonly atMs: number;
   readonly zone: string;
+  /** The desired version the agent had applied when it probed (its heartbeat's `desiredVersion`). */
+  readonly version: number;
 }
 
 export class Evidence {
@@ -28,6 +30,8 @@ export class Evidence {
   #probes = new Map<string, Probe & { readonly target: string }>();
   /** Database slot id → its latest report. */
   #databases = new Map<string, Heard<DatabaseReport>>();
+  /** Zone → the desired version its agent last said it runs, and when. */
+  #agents = new Map<string, { version: number; atMs: number }>();
   /** Cell → samples of its primary's flushed position. */
   #history = new Map<string, PositionSample[]>();
 
@@ -38,6 +42,7 @@ export class Evidence {
   /** Takes in one agent heartbeat received at `atMs`. */
   observe(zone: string, report: AgentReport, atMs: number): void {
     const region = zone.split("/")[0] as string;
+    this.#agents.set(zone, { version: report.desiredVersion, atMs });
     for (const o of report.observations ?? []) {
       this.#probes.set(`${zone}|${o.target}`, {
         observer: zone,
@@ -49,7 +54,7 @@ export class Evidence {
       });
     }
     for (const d of report.databases) {
-      this.#databases.set(d.id, { value: d, atMs, zone });
+      this.#databases.set(d.id, { value: d, atMs, zone, version: report.desiredVersion });
       if (d.role !== "primary") continue;
       const cell = this.#index.layout.databases.find((x) => x.id === d.id)?.cell;
       const lsn = parseLsn(d.flushLsn ?? d.lsn);
@@ -102,9 +107,16 @@ export class Evidence {
   }
 
   /** The latest report of one database slot, with when it was received. */
-  database(id: string): { report: DatabaseReport; atMs: number } | undefined {
+  database(id: string): { report: DatabaseReport; atMs: number; version: number } | undefined {
     const heard = this.#databases.get(id);
-    return heard === undefined ? undefined : { report: heard.value, atMs: heard.atMs };
+    return heard === undefined
+      ? undefined
+      : { report: heard.value, atMs: heard.atMs, version: heard.version };
+  }
+
+  /** The desired version a zone's agent last said it runs (undefined when never heard). */
+  agentVersion(zone: string): number | undefined {
+    return this.#agents.get(zone)?.version;
   }
 
   /** The cell's sampled replication history, oldest first. */

@@ -23,6 +23,8 @@ export interface FailoverRecord {
   readonly to?: string;
   readonly reason: string;
   readonly startedAtMs: number;
+  /** The desired version that fenced the cell: agents at or past it have closed its writers. */
+  readonly fenceVersion?: number;
   readonly steps: Readonly<Record<string, number>>;
   readonly decision?: {
     readonly target: string;

@@ -52,10 +52,12 @@ interface Shape {
   probes?: ObserverProbe[];
   /** Replaces the zone's database reports. */
   databases?: (d: DatabaseReport) => DatabaseReport;
+  /** The desired version the agent says it runs (default: far ahead of any fence). */
+  desiredVersion?: number;
 }
 
 async function beat(zone: string, shape: Shape = {}): Promise<void> {
-  const base = healthyHeartbeat(topology, layout, zone);
+  const base = healthyHeartbeat(topology, layout, zone, { desiredVersion: shape.desiredVersion ?? 9_999 });
   const body: Heartbeat = {
     ...base,
     databases: base.databases.map(shape.databases ?? ((d) => d)),
@@ -320,7 +322,28 @@ test(
       reason: "twice",
     });
     assert.equal(again.status, 409);
-    clock.advance(200);
+    const fenceVersion = (started.body.failover as { fenceVersion?: number }).fenceVersion ?? 0;
+    // Until every agent with a writer for the cell runs the fence, positions do not count.
+    const writerZones = [...new Set(layout.writers.filter((w) => w.cell === cell).map((w) => w.zone))];
+    for (const z of writerZones) await beat(z, { desiredVersion: 0 });
+    clock.advance(300);
+    await beat(dbZone(cell, from), {
+      databases: (d) => (d.id === `${cell}/${from}` ? { ...d, flushLsn: "0/7000100" } : d),
+    });
+    await beat(dbZone(cell, to), { desiredVersion: 0, databases: standbyAt(cell, to, "0/7000100") });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(
+      (await cellState(cell)).phase,
+      "switching-over",
+      "positions counted before every writer was fenced",
+    );
+    for (const z of writerZones) await beat(z);
+    await until(
+      "every writer fenced",
+      () => cellState(cell),
+      (x) => (x.failover?.steps as Record<string, number> | undefined)?.writersFenced !== undefined,
+    );
+    clock.advance(300);
     // The target is behind: nothing happens.
     await beat(dbZone(cell, from), {
       databases: (d) => (d.id === `${cell}/${from}` ? { ...d, flushLsn: "0/7000100" } : d),

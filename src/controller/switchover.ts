@@ -82,17 +82,23 @@ export class Switchovers {
       startedAtMs: now,
       steps: { fenced: now },
     };
-    await this.#cells.update(cell, { fenced: true, phase: "switching-over", failover: { ...record } }, [
-      {
-        ...event(
-          `${kind}.started`,
-          cell,
-          `${kind} of ${cell} from ${state.cell.primary} to ${to}: writers fenced until ${to} has caught up and is promoted (${reason})`,
-          { from: state.cell.primary, to, reason },
-        ),
-        actor,
-      },
-    ]);
+    const fenced = await this.#cells.update(
+      cell,
+      { fenced: true, phase: "switching-over", failover: { ...record } },
+      [
+        {
+          ...event(
+            `${kind}.started`,
+            cell,
+            `${kind} of ${cell} from ${state.cell.primary} to ${to}: writers fenced until ${to} has caught up and is promoted (${reason})`,
+            { from: state.cell.primary, to, reason },
+          ),
+          actor,
+        },
+      ],
+    );
+    if (fenced)
+      await this.#cells.update(cell, { failover: { ...record, fenceVersion: fenced.desiredVersion } }, []);
     this.#poke();
   }
 
@@ -101,14 +107,32 @@ export class Switchovers {
     const { cell } = state.cell;
     const to = record.to;
     if (to === undefined) return;
-    // Reports from before the fence settled (commits in flight when it closed the connections) do not count.
-    const since = record.startedAtMs + 100;
+    // Positions count only once every agent with a writer endpoint for the cell runs the fence:
+    // until then a writer elsewhere could still send the old primary a commit. And they must have
+    // been read under the fence (reports carry the desired version they were probed under).
+    const fence = record.fenceVersion;
+    if (fence === undefined) return;
+    const writerZones = new Set(this.#index.layout.writers.filter((w) => w.cell === cell).map((w) => w.zone));
+    const allFenced = [...writerZones].every((zone) => (this.#evidence.agentVersion(zone) ?? 0) >= fence);
+    if (allFenced && record.steps.writersFenced === undefined) {
+      await this.#cells.update(
+        cell,
+        { failover: { ...record, steps: { ...record.steps, writersFenced: now } } },
+        [],
+      );
+      return;
+    }
+    // The primary's position must be read after the last writer closed (agents probe every 200 ms
+    // while a cell is fenced, so a report this recent comes at once).
+    const readAfter = (record.steps.writersFenced ?? Number.POSITIVE_INFINITY) + 250;
     const primary = this.#evidence.database(`${cell}/${record.from}`);
     const target = this.#evidence.database(`${cell}/${to}`);
     const primaryFlush =
-      primary && primary.atMs > since ? parseLsn(primary.report.flushLsn ?? primary.report.lsn) : undefined;
+      allFenced && primary && primary.version >= fence && primary.atMs > readAfter
+        ? parseLsn(primary.report.flushLsn ?? primary.report.lsn)
+        : undefined;
     const targetFlush =
-      target && target.atMs > since && target.report.role === "standby"
+      target && target.version >= fence && target.report.role === "standby"
         ? parseLsn(target.report.flushLsn ?? target.report.lsn)
         : undefined;
     if (primaryFlush !== undefined && targetFlush !== undefined && targetFlush >= primaryFlush) {
