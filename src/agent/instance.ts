@@ -3,7 +3,7 @@
  * with ringfence's environment, supervised, and probed on its health path every second.
  */
 import { spawn } from "node:child_process";
-import { openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
 import { Supervised, type SupervisorEvent } from "./supervisor.js";
@@ -67,11 +67,15 @@ export class InstanceRunner {
       id: `instance:${options.slot.id}`,
       spawn: () => {
         const log = openSync(options.logFile, "a");
-        return spawn(argv[0] as string, argv.slice(1), {
-          cwd: options.cwd,
-          stdio: ["ignore", log, log],
-          env: { ...process.env, ...env },
-        });
+        try {
+          return spawn(argv[0] as string, argv.slice(1), {
+            cwd: options.cwd,
+            stdio: ["ignore", log, log],
+            env: { ...process.env, ...env },
+          });
+        } finally {
+          closeSync(log); // the child has its own copy
+        }
       },
       stopSignal: "SIGTERM",
       stopGraceMs: 5_000,

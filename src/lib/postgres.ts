@@ -8,6 +8,7 @@ import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_pro
 import {
   chmodSync,
   chownSync,
+  closeSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -439,13 +440,17 @@ export function spawnPostgres(
   logFile: string,
 ): ChildProcess {
   const log = openSync(logFile, "a");
-  if (runAs) chownSync(logFile, runAs.uid, runAs.gid);
-  return spawn(join(bin.bindir, "postgres"), ["-D", dataDir], {
-    stdio: ["ignore", log, log],
-    detached: true,
-    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
-    env: { ...process.env, LC_ALL: "C", ...(runAs ? { HOME: "/tmp" } : {}) },
-  });
+  try {
+    if (runAs) chownSync(logFile, runAs.uid, runAs.gid);
+    return spawn(join(bin.bindir, "postgres"), ["-D", dataDir], {
+      stdio: ["ignore", log, log],
+      detached: true,
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+      env: { ...process.env, LC_ALL: "C", ...(runAs ? { HOME: "/tmp" } : {}) },
+    });
+  } finally {
+    closeSync(log); // the child has its own copy; ours would leak one per (re)start
+  }
 }
 
 /**
