@@ -325,7 +325,8 @@ test(
     const fenceVersion = (started.body.failover as { fenceVersion?: number }).fenceVersion ?? 0;
     // Until every agent with a writer for the cell runs the fence, positions do not count.
     const writerZones = [...new Set(layout.writers.filter((w) => w.cell === cell).map((w) => w.zone))];
-    for (const z of writerZones) await beat(z, { desiredVersion: 0 });
+    assert.ok(fenceVersion > 0, "the fence's desired version is recorded");
+    for (const z of writerZones) await beat(z, { desiredVersion: fenceVersion - 1 });
     clock.advance(300);
     await beat(dbZone(cell, from), {
       databases: (d) => (d.id === `${cell}/${from}` ? { ...d, flushLsn: "0/7000100" } : d),
@@ -337,7 +338,7 @@ test(
       "switching-over",
       "positions counted before every writer was fenced",
     );
-    for (const z of writerZones) await beat(z);
+    for (const z of writerZones) await beat(z, { desiredVersion: fenceVersion });
     await until(
       "every writer fenced",
       () => cellState(cell),
