@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { RINGFENCE_BIN } from "../cli/world.js";
 import { queryOnce } from "../lib/postgres.js";
@@ -108,6 +109,22 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   const lost = await primaryOf(cell);
   const survivors = ["r1", "r2", "r3"].filter((r) => r !== lost);
   const writer = startWriter(survivors, "kill");
+  // And `ringfence load` alongside, open loop, through the surviving regions' routers, with its ledger.
+  const ledger = join(tw.dir, "kill-ledger.jsonl");
+  const load = cliResult(
+    "load",
+    "--rps",
+    "40",
+    "--tenants",
+    "8",
+    "--write-ratio",
+    "0.7",
+    "--duration",
+    "20s",
+    "--ledger",
+    ledger,
+    ...survivors.flatMap((r) => ["--region", r]),
+  );
   await new Promise((r) => setTimeout(r, 2_000));
   const killedAt = Date.now();
   await tw.world.killRegion(lost);
@@ -161,6 +178,18 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   assert.notEqual(now, lost);
   assert.deepEqual(await missingIn(cell, now, writer.acked), [], "acknowledged writes lost");
   assert.deepEqual(await missingIn("cell-1", await primaryOf("cell-1"), writer.acked), []);
+  // The load's ledger, audited by `ringfence audit`: every acknowledged write is on its cell's primary.
+  const loaded = await load;
+  assert.equal(loaded.code, 0, loaded.stderr);
+  t.diagnostic(
+    loaded.stdout
+      .split("\n")
+      .find((l) => l.includes("writes:"))
+      ?.trim() ?? "",
+  );
+  const audited = await cliResult("audit", "--ledger", ledger);
+  assert.equal(audited.code, 0, `${audited.stdout}${audited.stderr}`);
+  assert.match(audited.stdout, /PASS/);
 
   // The region returns: the old primary is rewound and streams from the new one, with everything.
   tw.world.restoreRegion(lost);
@@ -238,6 +267,19 @@ test("ringfence switchover: planned, no acknowledged write lost, writes paused a
   assert.equal(await primaryOf(cell), to);
   assert.deepEqual(await missingIn(cell, to, writer.acked), []);
 });
+
+/** Runs the CLI against this world; resolves with its exit code and output, whatever the code. */
+function cliResult(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [RINGFENCE_BIN, ...args, "--state-dir", tw.world.state.root],
+      { timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 /** Runs the CLI against this world; resolves with its stdout, rejects on a non-zero exit. */
 function cli(...args: string[]): Promise<string> {
