@@ -5,12 +5,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { sampleTopology } from "../topology/testing.js";
-import type { DesiredState, WorldEvent } from "../world/contracts.js";
+import type { DatabaseReport, DesiredState, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
 import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
 
 const topology = sampleTopology((t) => {
   for (const s of t.services) s.durability = "available";
+  t.failover = { manualFailback: [1] };
 });
 const layout = buildLayout(topology, 205);
 const clock = new ManualClock();
@@ -41,6 +42,16 @@ async function call(method: "GET" | "POST", url: string, payload?: unknown) {
 const cell = "cell-0";
 const home = topology.cells.list.find((c) => c.id === cell)?.home as string;
 const zone = layout.databases.find((d) => d.cell === cell && d.region === home)?.zone as string;
+
+/** A heartbeat from `z` at a desired version past any fence, its databases changed by `change`. */
+async function beatZone(z: string, change: (d: DatabaseReport) => DatabaseReport = (d) => d): Promise<void> {
+  const base = healthyHeartbeat(topology, layout, z, { desiredVersion: 9_999 });
+  const res = await call("POST", `/v1/agents/${encodeURIComponent(z)}/heartbeat`, {
+    ...base,
+    databases: base.databases.map(change),
+  });
+  assert.equal(res.status, 204);
+}
 
 /** The primary's heartbeat, with its standbys streaming or none. */
 async function beat(streaming: boolean): Promise<void> {
@@ -92,4 +103,65 @@ test("available: no standby for the grace time drops the cell to asynchronous co
     headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
   });
   assert.equal(doc?.json().durability, "available");
+});
+
+test("a cell listed in failover.manualFailback stays away from home until an operator switches it back", async () => {
+  const c = "cell-1";
+  const home1 = topology.cells.list.find((x) => x.id === c)?.home as string;
+  const away = ["r1", "r2", "r3"].find((r) => r !== home1) as string;
+  const zoneOf = (region: string) =>
+    layout.databases.find((d) => d.cell === c && d.region === region)?.zone as string;
+  const op = await fixture?.controller.app.inject({
+    method: "POST",
+    url: `/v1/cells/${c}/switchover`,
+    headers: { authorization: `Bearer ${TEST_TOKENS.operator}` },
+    payload: { to: away, reason: "move away for the test" },
+  });
+  assert.equal(op?.statusCode, 202, op?.body);
+  // Every writer zone runs the fence; positions equal; the target promotes.
+  for (const z of new Set(layout.writers.filter((w) => w.cell === c).map((w) => w.zone))) await beatZone(z);
+  const phase = async () =>
+    (
+      (
+        await fixture?.controller.app.inject({
+          method: "GET",
+          url: "/v1/failover",
+          headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
+        })
+      )?.json() as {
+        cells: {
+          cell: { cell: string; primary: string };
+          phase: string;
+          failover: { steps?: Record<string, number> } | null;
+        }[];
+      }
+    ).cells.find((x) => x.cell.cell === c);
+  await until(
+    "every writer fenced",
+    async () => (await phase())?.failover?.steps?.writersFenced !== undefined,
+  );
+  clock.advance(500);
+  await beatZone(zoneOf(home1), (d) => (d.id === `${c}/${home1}` ? { ...d, flushLsn: "0/9000000" } : d));
+  await beatZone(zoneOf(away), (d) =>
+    d.id === `${c}/${away}` ? { ...d, role: "standby", flushLsn: "0/9000000" } : d,
+  );
+  await until("promoting", async () => (await phase())?.phase === "promoting");
+  await beatZone(zoneOf(away), (d) =>
+    d.id === `${c}/${away}` ? { ...d, role: "primary", flushLsn: "0/9000100" } : d,
+  );
+  await until("serving away from home", async () => (await phase())?.phase === "serving");
+  // Home healthy and caught up for well past the window: no failback for a manual cell.
+  for (let i = 0; i < 40; i++) {
+    clock.advance(2_000);
+    await beatZone(zoneOf(away), (d) =>
+      d.id === `${c}/${away}` ? { ...d, role: "primary", flushLsn: "0/9000100" } : d,
+    );
+    await beatZone(zoneOf(home1), (d) =>
+      d.id === `${c}/${home1}` ? { ...d, role: "standby", flushLsn: "0/9000100" } : d,
+    );
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const after = await phase();
+  assert.equal(after?.phase, "serving");
+  assert.equal(after?.cell.primary, away);
 });
