@@ -120,22 +120,22 @@ test("a cell listed in failover.manualFailback stays away from home until an ope
   assert.equal(op?.statusCode, 202, op?.body);
   // Every writer zone runs the fence; positions equal; the target promotes.
   for (const z of new Set(layout.writers.filter((w) => w.cell === c).map((w) => w.zone))) await beatZone(z);
-  const phase = async () =>
-    (
-      (
-        await fixture?.controller.app.inject({
-          method: "GET",
-          url: "/v1/failover",
-          headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
-        })
-      )?.json() as {
-        cells: {
-          cell: { cell: string; primary: string };
-          phase: string;
-          failover: { steps?: Record<string, number> } | null;
-        }[];
-      }
-    ).cells.find((x) => x.cell.cell === c);
+  const phase = async () => {
+    const res = await fixture?.controller.app.inject({
+      method: "GET",
+      url: "/v1/failover",
+      headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
+    });
+    assert.ok(res);
+    const doc = res.json() as {
+      cells: {
+        cell: { cell: string; primary: string };
+        phase: string;
+        failover: { steps?: Record<string, number> } | null;
+      }[];
+    };
+    return doc.cells.find((x) => x.cell.cell === c);
+  };
   await until(
     "every writer fenced",
     async () => (await phase())?.failover?.steps?.writersFenced !== undefined,
