@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { PACKAGE_ROOT } from "../topology/load.js";
 
 const BIN = join(PACKAGE_ROOT, "dist", "cli", "main.js");
@@ -18,8 +18,14 @@ function ringfence(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+const tempDirs: string[] = [];
+after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function tempFile(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), "ringfence-cli-"));
+  tempDirs.push(dir);
   const file = join(dir, "ringfence.yaml");
   writeFileSync(file, text);
   return file;
