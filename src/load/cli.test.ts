@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { main } from "../cli/main.js";
+import { tempDir } from "../lib/temp-dirs.js";
 import { BUNDLED_DIR, loadTopology } from "../topology/load.js";
 import { defaultBucketTable } from "../topology/placement.js";
 import { encodeBucketTable } from "../world/contracts.js";
@@ -28,7 +28,7 @@ async function ringfence(...args: string[]) {
   return { code, stdout, stderr };
 }
 
-const tempDir = () => mkdtempSync(join(tmpdir(), "ringfence-load-cli-"));
+const loadTempDir = () => tempDir("ringfence-load-cli-");
 
 test("bad flags are usage errors (exit 2) that name the flag", async () => {
   const cases: [string[], RegExp][] = [
@@ -37,7 +37,7 @@ test("bad flags are usage errors (exit 2) that name the flag", async () => {
     [["load", "--duration", "soon"], /--duration: expected a duration/],
     [["load", "--arrivals", "bursty"], /--arrivals: use uniform or poisson/],
     [["load", "--tenants", "2.5"], /--tenants: expected a whole number/],
-    [["audit", "--ledger", join(tempDir(), "missing.jsonl")], /--ledger .*cannot read it/],
+    [["audit", "--ledger", join(loadTempDir(), "missing.jsonl")], /--ledger .*cannot read it/],
   ];
   for (const [args, message] of cases) {
     const r = await ringfence(...args);
@@ -48,7 +48,7 @@ test("bad flags are usage errors (exit 2) that name the flag", async () => {
   const noLedger = await ringfence("audit");
   assert.equal(noLedger.code, 2);
   assert.match(noLedger.stderr, /--ledger/);
-  const garbage = join(tempDir(), "garbage.jsonl");
+  const garbage = join(loadTempDir(), "garbage.jsonl");
   writeFileSync(garbage, "hello\nworld\n");
   const notLedger = await ringfence("audit", "--ledger", garbage);
   assert.equal(notLedger.code, 2);
@@ -56,7 +56,7 @@ test("bad flags are usage errors (exit 2) that name the flag", async () => {
 });
 
 test("without a world both commands exit 2 with RINGFENCE_WORLD_NOT_FOUND", async () => {
-  const dir = tempDir();
+  const dir = loadTempDir();
   const load = await ringfence("load", "--state-dir", join(dir, "none"), "--duration", "1s");
   assert.equal(load.code, 2);
   assert.match(load.stderr, /RINGFENCE_WORLD_NOT_FOUND/);
@@ -73,7 +73,7 @@ test("`load` then `audit` against a fake world: the ledger is written, router re
   const topologyFile = join(BUNDLED_DIR, "default.yaml");
   const topology = loadTopology(topologyFile);
   const layout = buildLayout(topology, addressBase);
-  const dir = tempDir();
+  const dir = loadTempDir();
   const tokens = { reader: "rf_rdr_test", operator: "rf_opr_test", agent: "rf_agt_test" };
   writeFileSync(
     join(dir, "world.json"),

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { tempDir } from "../lib/temp-dirs.js";
 import { defaultBucketTable } from "../topology/placement.js";
 import { auditLedger, writeKey } from "./audit.js";
 import { runLoad, userContent } from "./generator.js";
@@ -25,7 +24,7 @@ const plan = {
 
 test("load writes a ledger of every acknowledged write, and the audit finds each one on its cell's primary", async () => {
   const fake = await startFakeDirectory({ regions: ["us-east", "eu-west"], cellOf: (t) => cellOf(t, table) });
-  const file = join(mkdtempSync(join(tmpdir(), "ringfence-load-")), "ledger.jsonl");
+  const file = join(tempDir("ringfence-load-"), "ledger.jsonl");
   try {
     const ledger = await LedgerWriter.open(file);
     const summary = await runLoad({ ...plan, routers: fake.routers }, { ledger });

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
+import { tempDir } from "../lib/temp-dirs.js";
 import { type LedgerEntry, LedgerWriter, parseLedger, readLedger } from "./ledger.js";
 
-const tempFile = () => join(mkdtempSync(join(tmpdir(), "ringfence-ledger-")), "ledger.jsonl");
+const tempFile = () => join(tempDir("ringfence-ledger-"), "ledger.jsonl");
 
 function entry(n: number, extra = ""): LedgerEntry {
   const id = `w-run-${n}${extra}`;
