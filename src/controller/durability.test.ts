@@ -3,11 +3,11 @@
  * out-of-region standby left to asynchronous commit and back; `strict` only says writes wait.
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { sampleTopology } from "../topology/testing.js";
 import type { DatabaseReport, DesiredState, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
+import { healthyHeartbeat, ManualClock, TEST_TOKENS, useTestController } from "./testing.js";
 
 const topology = sampleTopology((t) => {
   for (const s of t.services) s.durability = "available";
@@ -15,29 +15,16 @@ const topology = sampleTopology((t) => {
 });
 const layout = buildLayout(topology, 205);
 const clock = new ManualClock();
-let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
-
-before(async () => {
-  fixture = await startTestController({
-    topology,
-    layout,
-    heartbeatTimeoutMs: 3_000,
-    clock,
-    failover: { tickMs: 50 },
-  });
+const api = useTestController({
+  topology,
+  layout,
+  heartbeatTimeoutMs: 3_000,
+  clock,
+  failover: { tickMs: 50 },
 });
-after(async () => await fixture?.stop());
-
-async function call(method: "GET" | "POST", url: string, payload?: unknown) {
-  const res = await fixture?.controller.app.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${TEST_TOKENS.agent}` },
-    ...(payload === undefined ? {} : { payload: payload as object }),
-  });
-  assert.ok(res);
-  return { status: res.statusCode, body: res.body === "" ? undefined : res.json() };
-}
+/** As the agents call: with the agent token. */
+const call = (method: "GET" | "POST", url: string, payload?: unknown) =>
+  api.call(method, url, TEST_TOKENS.agent, payload);
 
 const cell = "cell-0";
 const home = topology.cells.list.find((c) => c.id === cell)?.home as string;
@@ -77,13 +64,8 @@ const commitOf = async () =>
   )?.commit ?? "quorum";
 
 const kinds = async (): Promise<string[]> => {
-  const res = await fixture?.controller.app.inject({
-    method: "GET",
-    url: "/v1/events?limit=1000",
-    headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
-  });
-  assert.ok(res);
-  return (res.json().events as WorldEvent[]).filter((e) => e.subject === cell).map((e) => e.kind);
+  const res = await api.call("GET", "/v1/events?limit=1000", TEST_TOKENS.reader);
+  return (res.body.events as WorldEvent[]).filter((e) => e.subject === cell).map((e) => e.kind);
 };
 
 test("available: no standby for the grace time drops the cell to asynchronous commit, a standby back restores quorum", async () => {
@@ -97,12 +79,8 @@ test("available: no standby for the grace time drops the cell to asynchronous co
   await beat(true);
   await until("quorum commit", async () => (await commitOf()) === "quorum");
   assert.ok((await kinds()).includes("durability.quorum"));
-  const doc = await fixture?.controller.app.inject({
-    method: "GET",
-    url: "/v1/failover",
-    headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
-  });
-  assert.equal(doc?.json().durability, "available");
+  const doc = await api.call("GET", "/v1/failover", TEST_TOKENS.reader);
+  assert.equal(doc.body.durability, "available");
 });
 
 test("a cell listed in failover.manualFailback stays away from home until an operator switches it back", async () => {
@@ -111,23 +89,16 @@ test("a cell listed in failover.manualFailback stays away from home until an ope
   const away = ["r1", "r2", "r3"].find((r) => r !== home1) as string;
   const zoneOf = (region: string) =>
     layout.databases.find((d) => d.cell === c && d.region === region)?.zone as string;
-  const op = await fixture?.controller.app.inject({
-    method: "POST",
-    url: `/v1/cells/${c}/switchover`,
-    headers: { authorization: `Bearer ${TEST_TOKENS.operator}` },
-    payload: { to: away, reason: "move away for the test" },
+  const op = await api.call("POST", `/v1/cells/${c}/switchover`, TEST_TOKENS.operator, {
+    to: away,
+    reason: "move away for the test",
   });
-  assert.equal(op?.statusCode, 202, op?.body);
+  assert.equal(op.status, 202, JSON.stringify(op.body));
   // Every writer zone runs the fence; positions equal; the target promotes.
   for (const z of new Set(layout.writers.filter((w) => w.cell === c).map((w) => w.zone))) await beatZone(z);
   const phase = async () => {
-    const res = await fixture?.controller.app.inject({
-      method: "GET",
-      url: "/v1/failover",
-      headers: { authorization: `Bearer ${TEST_TOKENS.reader}` },
-    });
-    assert.ok(res);
-    const doc = res.json() as {
+    const res = await api.call("GET", "/v1/failover", TEST_TOKENS.reader);
+    const doc = res.body as {
       cells: {
         cell: { cell: string; primary: string };
         phase: string;

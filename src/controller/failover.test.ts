@@ -3,30 +3,22 @@
  * would send them: observers' probes, standby positions, the new primary's report.
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { sampleTopology } from "../topology/testing.js";
 import type { DatabaseReport, Heartbeat, ObserverProbe, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { healthyHeartbeat, ManualClock, startTestController, TEST_TOKENS } from "./testing.js";
+import { healthyHeartbeat, ManualClock, TEST_TOKENS, useTestController } from "./testing.js";
 
 const LIMIT = { timeout: 60_000 };
 const topology = sampleTopology();
 const layout = buildLayout(topology, 203);
 const clock = new ManualClock();
-let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
-
-before(async () => {
-  fixture = await startTestController({
-    topology,
-    layout,
-    heartbeatTimeoutMs: 3_000,
-    clock,
-    failover: { positionWaitMs: 2_000, tickMs: 50, switchoverTimeoutMs: 5_000 },
-  });
-});
-
-after(async () => {
-  await fixture?.stop();
+const api = useTestController({
+  topology,
+  layout,
+  heartbeatTimeoutMs: 3_000,
+  clock,
+  failover: { positionWaitMs: 2_000, tickMs: 50, switchoverTimeoutMs: 5_000 },
 });
 
 const enc = encodeURIComponent;
@@ -36,16 +28,7 @@ const zoneOf = (region: string) => `${region}/a`;
 const dbZone = (cell: string, region: string) =>
   layout.databases.find((d) => d.cell === cell && d.region === region)?.zone as string;
 
-async function call(method: "GET" | "POST", url: string, token: string, payload?: unknown) {
-  const res = await fixture?.controller.app.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${token}` },
-    ...(payload === undefined ? {} : { payload: payload as object }),
-  });
-  assert.ok(res);
-  return { status: res.statusCode, body: res.body === "" ? undefined : res.json() };
-}
+const call = api.call;
 
 interface Shape {
   /** Observations this zone sends. */

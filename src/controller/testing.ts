@@ -3,6 +3,7 @@
  * of a zone the way a healthy agent would, and a client for server-sent-event streams.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { after, before } from "node:test";
 import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, DatabaseReport, Heartbeat, ProcessReport } from "../world/contracts.js";
@@ -255,6 +256,46 @@ export async function startTestController(
       } finally {
         await cluster.stop();
       }
+    },
+  };
+}
+
+/** A test controller for one test file, started before its tests and stopped after them. */
+export interface ControllerFixture {
+  readonly controller: Controller;
+  /** Injects a request (no socket) with `token` as bearer; the body parsed, undefined when empty. */
+  call(
+    method: "GET" | "POST" | "DELETE",
+    url: string,
+    token: string,
+    payload?: unknown,
+    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the route answers
+  ): Promise<{ status: number; body: any }>;
+}
+
+/** Registers `before`/`after` hooks that start and stop a test controller (see startTestController). */
+export function useTestController(options: Parameters<typeof startTestController>[0]): ControllerFixture {
+  let fixture: Awaited<ReturnType<typeof startTestController>> | undefined;
+  before(async () => {
+    fixture = await startTestController(options);
+  });
+  after(async () => await fixture?.stop());
+  const controller = (): Controller => {
+    if (!fixture) throw new Error("the test controller did not start");
+    return fixture.controller;
+  };
+  return {
+    get controller() {
+      return controller();
+    },
+    async call(method, url, token, payload) {
+      const res = await controller().app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${token}` },
+        ...(payload === undefined ? {} : { payload: payload as object }),
+      });
+      return { status: res.statusCode, body: res.body === "" ? undefined : res.json() };
     },
   };
 }
