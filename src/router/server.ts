@@ -9,13 +9,14 @@
  *   deadline → optional hedge to another region after the route's p95 → the service's fallback
  *   when the cell has no healthy instance → telemetry.
  *
- * The hot path is node:http for clients and ringfence's own keep-alive HTTP/1.1 pools for upstreams
- * (upstream/pool.ts), with no framework and no intermediate streams.
+ * The hot path is ringfence's own HTTP/1.1 on plain sockets at both ends: a strict request parser
+ * and server for clients (downstream/), keep-alive pools for upstreams (upstream/), with no
+ * framework and no intermediate streams.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Topology } from "../topology/model.js";
 import { tenantBucket } from "../topology/placement.js";
 import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
+import { HttpServer, type IncomingRequest, type OutgoingResponse } from "./downstream/http-server.js";
 import { headerValue, readRequestHeaders, responseHeaders, upstreamLines } from "./headers.js";
 import {
   type HeaderValue,
@@ -53,6 +54,7 @@ export interface RouterServerOptions {
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
+const EMPTY = Buffer.alloc(0);
 
 interface Upstream {
   readonly slot: InstanceSlot;
@@ -83,7 +85,7 @@ type AttemptResult =
 
 export class RouterServer {
   #options: RouterServerOptions;
-  #server: Server | undefined;
+  #server: HttpServer | undefined;
   #routes: RouteTable;
   #upstreams = new Map<string, Upstream>();
   #order: string[];
@@ -142,14 +144,12 @@ export class RouterServer {
   }
 
   async listen(endpoint: Endpoint): Promise<Endpoint> {
-    const server = createServer(
+    const server = new HttpServer(
       {
-        maxHeaderSize: this.#options.maxHeaderBytes ?? 16_384,
-        keepAliveTimeout: 65_000,
-        headersTimeout: this.#options.headersTimeoutMs ?? 10_000,
-        requestTimeout: 0,
-        // How often slow clients are checked against headersTimeout (Node's default is 30 s).
-        connectionsCheckingInterval: Math.min(1_000, this.#options.headersTimeoutMs ?? 10_000),
+        maxHeadBytes: this.#options.maxHeaderBytes ?? 16_384,
+        maxBodyBytes: this.#options.maxBodyBytes ?? 1 << 20,
+        headersTimeoutMs: this.#options.headersTimeoutMs ?? 10_000,
+        keepAliveTimeoutMs: 65_000,
       },
       (req, res) => {
         this.#handle(req, res).catch((err: Error) =>
@@ -157,32 +157,9 @@ export class RouterServer {
         );
       },
     );
-    server.on("clientError", (err: Error & { code?: string }, socket) => {
-      if (!socket.writable) return socket.destroy();
-      const status =
-        err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      const body = JSON.stringify({
-        error: {
-          code:
-            status === 431
-              ? "RINGFENCE_HEADERS_TOO_LARGE"
-              : status === 408
-                ? "RINGFENCE_REQUEST_TIMEOUT"
-                : "RINGFENCE_BAD_REQUEST",
-          message: err.message,
-        },
-      });
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(endpoint.port, endpoint.host, () => resolve());
-    });
+    const bound = await server.listen(endpoint.port, endpoint.host);
     this.#server = server;
-    const address = server.address();
-    return typeof address === "object" && address ? { host: address.address, port: address.port } : endpoint;
+    return bound;
   }
 
   /** The router's own state, for its health endpoint and heartbeats. */
@@ -275,11 +252,11 @@ export class RouterServer {
     return undefined;
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #handle(req: IncomingRequest, res: OutgoingResponse): Promise<void> {
     const started = performance.now();
-    const url = req.url ?? "/";
+    const url = req.target;
     if (url.startsWith("/_ringfence/")) return await this.#admin(url, res);
-    const head = readRequestHeaders(req.rawHeaders, this.#tenantHeader);
+    const head = readRequestHeaders(req.headers, this.#tenantHeader);
     const input = this.#tenantInput;
     input.headers[this.#tenantHeader] = head.tenant;
     input.path = url;
@@ -297,7 +274,7 @@ export class RouterServer {
     const { tenant } = tenantResult;
     const path = tenantResult.path;
     const cell = this.#cellName(live.buckets[tenantBucket(tenant, live.buckets.length)] as number);
-    const method = req.method ?? "GET";
+    const method = req.method;
     const query = path.indexOf("?");
     const route = query < 0 ? path : path.slice(0, query);
     const match = this.#routes.match(method, route);
@@ -330,7 +307,8 @@ export class RouterServer {
     try {
       let body: Buffer | undefined;
       if (method !== "GET" && method !== "HEAD") {
-        const read = await readBody(req, head.contentLength, this.#options.maxBodyBytes ?? 1 << 20);
+        const read = req.hasBody ? await req.body() : EMPTY;
+        if (read === "gone") return;
         if (read === "too-large") {
           record(413, this.#options.region, 0);
           return this.#fail(
@@ -346,7 +324,7 @@ export class RouterServer {
       const request: UpstreamRequest = {
         method,
         path,
-        headerLines: upstreamLines(head, cell, this.#options.region, req.socket.remoteAddress ?? ""),
+        headerLines: upstreamLines(head, cell, this.#options.region, req.remoteAddress),
         body,
       };
       let groups = this.#eligible(live, match.service, cell, "service");
@@ -377,11 +355,19 @@ export class RouterServer {
         const out = responseHeaders(outcome.headers);
         out.push("x-ringfence-cell", cell, "x-ringfence-served-by", outcome.upstream.slot.id);
         if (outcome.retries > 0) out.push("x-ringfence-retries", String(outcome.retries));
-        // The upstream's Date is passed on; node would add a second one.
-        res.sendDate = false;
         res.writeHead(outcome.status, out);
+        // A small answer is complete already and written at once; the bookkeeping comes after it.
+        let piped = false;
+        let whenPiped: (() => void) | undefined;
+        outcome.exchange.pipe(res, () => {
+          piped = true;
+          whenPiped?.();
+        });
         record(outcome.status, outcome.upstream.slot.region, outcome.retries);
-        await new Promise<void>((resolve) => outcome.exchange.pipe(res, () => resolve()));
+        if (!piped)
+          await new Promise<void>((resolve) => {
+            whenPiped = resolve;
+          });
         return;
       }
       record(outcome.status, this.#options.region, outcome.retries);
@@ -605,7 +591,7 @@ export class RouterServer {
     return t;
   }
 
-  async #admin(url: string, res: ServerResponse): Promise<void> {
+  async #admin(url: string, res: OutgoingResponse): Promise<void> {
     if (url === "/_ringfence/health") {
       const health = this.health();
       return json(res, health.status === "no-table" ? 503 : 200, health);
@@ -614,14 +600,13 @@ export class RouterServer {
       this.#options.telemetry.tableStale.set(this.#options.table.stale ? 1 : 0);
       this.#options.telemetry.ejected.set(this.#outliers.ejected().length);
       const text = await this.#options.telemetry.metrics();
-      res.writeHead(200, { "content-type": this.#options.telemetry.registry.contentType });
-      res.end(text);
+      res.respond(200, ["content-type", this.#options.telemetry.registry.contentType], text);
       return;
     }
     return this.#fail(res, 404, "RINGFENCE_NOT_FOUND", `no such router endpoint: ${url}`);
   }
 
-  #fail(res: ServerResponse, status: number, code: string, message: string, retryAfter?: number): void {
+  #fail(res: OutgoingResponse, status: number, code: string, message: string, retryAfter?: number): void {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -630,62 +615,21 @@ export class RouterServer {
       res,
       status,
       { error: { code, message } },
-      retryAfter === undefined ? {} : { "retry-after": String(retryAfter) },
+      retryAfter === undefined ? [] : ["retry-after", String(retryAfter)],
     );
   }
 
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    if (server) {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
+    if (server) await server.close();
     for (const u of this.#upstreams.values()) u.pool.close();
     this.#upstreams.clear();
   }
 }
 
-function readBody(
-  req: IncomingMessage,
-  contentLength: string | undefined,
-  limit: number,
-): Promise<Buffer | "too-large"> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(contentLength ?? 0);
-    if (declared > limit) {
-      req.resume();
-      resolve("too-large");
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        resolve("too-large");
-      } else chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
-function json(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
+function json(res: OutgoingResponse, status: number, body: unknown, headers: readonly string[] = []): void {
+  res.respond(status, ["content-type", "application/json", ...headers], JSON.stringify(body));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -8,9 +8,15 @@
 import { randomBytes } from "node:crypto";
 import { channel } from "node:diagnostics_channel";
 import * as hdr from "hdr-histogram-js";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Gauge, Registry } from "prom-client";
 import type { TelemetryRow, TelemetryWindow, TenantRow } from "../world/contracts.js";
 import { CappedMap, type Tier } from "./capped-map.js";
+import {
+  type CounterSeries,
+  type HistogramSeries,
+  ScrapedCounter,
+  ScrapedHistogram,
+} from "./scraped-metrics.js";
 
 /** What one finished request reports. */
 export interface RequestRecord {
@@ -97,8 +103,8 @@ interface Row {
   max: number;
   readonly histogram: hdr.Histogram;
   /** The Prometheus series of this row, looked up once rather than per request. */
-  readonly counter: { inc(): void };
-  readonly duration: { observe(value: number): void };
+  readonly counter: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
 interface Tenant {
@@ -109,8 +115,8 @@ interface Tenant {
 
 /** The Prometheus series of a row outlive its window: they are cumulative. */
 interface Series {
-  readonly counter: { inc(): void };
-  readonly duration: { observe(value: number): void };
+  readonly counter: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
 export interface TelemetryOptions {
@@ -170,8 +176,8 @@ export class Telemetry {
   #sequence = 0;
   #pending: TelemetryWindow[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #requests: Counter<"service" | "route" | "cell" | "region_served" | "status">;
-  #duration: Histogram<"service" | "route">;
+  #requests: ScrapedCounter;
+  #duration: ScrapedHistogram;
   #series: CappedMap<RowLabels, Series>;
   #inFlight: () => Iterable<readonly [string, number]> = () => [];
   readonly tableStale: Gauge;
@@ -194,19 +200,17 @@ export class Telemetry {
       this.#newSeries(rowLabels(labels, tier)),
     );
     this.#windowStart = this.#now();
-    this.#requests = new Counter({
-      name: "ringfence_router_requests_total",
-      help: "Requests answered by the router",
-      labelNames: ["service", "route", "cell", "region_served", "status"],
-      registers: [this.registry],
-    });
-    this.#duration = new Histogram({
-      name: "ringfence_router_request_duration_seconds",
-      help: "Time from the request's arrival to its answer",
-      labelNames: ["service", "route"],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [this.registry],
-    });
+    this.#requests = new ScrapedCounter(
+      this.registry,
+      "ringfence_router_requests_total",
+      "Requests answered by the router",
+    );
+    this.#duration = new ScrapedHistogram(
+      this.registry,
+      "ringfence_router_request_duration_seconds",
+      "Time from the request's arrival to its answer",
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
     const inFlight = (): Iterable<readonly [string, number]> => this.#inFlight();
     new Gauge({
       name: "ringfence_router_in_flight",
@@ -238,14 +242,14 @@ export class Telemetry {
 
   #newSeries(labels: RowLabels): Series {
     return {
-      counter: this.#requests.labels({
+      counter: this.#requests.series({
         service: labels.service,
         route: labels.route,
         cell: labels.cell,
         region_served: labels.regionServed,
         status: String(labels.status),
       }),
-      duration: this.#duration.labels({ service: labels.service, route: labels.route }),
+      duration: this.#duration.series({ service: labels.service, route: labels.route }),
     };
   }
 
@@ -298,7 +302,7 @@ export class Telemetry {
     const tenant = this.#tenants.get(r, tenantKey(r));
     tenant.requests++;
     if (r.status >= 500) tenant.errors++;
-    row.counter.inc();
+    row.counter.value++;
     row.duration.observe(r.latencyMs / 1000);
     if (requestChannel.hasSubscribers) requestChannel.publish(r);
   }

@@ -12,6 +12,9 @@
  * upgrade).
  */
 
+import { BodyFraming } from "../http1/body.js";
+import { checkHeaders, checkValue, contentLengthOf, Http1SyntaxError, headerLine } from "../http1/syntax.js";
+
 /** Why a response could not be parsed; the connection it came on is not reused. */
 export class ResponseParseError extends Error {
   readonly code = "UPSTREAM_PROTOCOL";
@@ -43,40 +46,23 @@ export interface ResponseEvents {
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most header fields accepted in a head. */
 export const MAX_HEADERS = 256;
-const MAX_CHUNK_LINE = 1024;
-const MAX_TRAILER_BYTES = 16 * 1024;
 
 const CRLFCRLF = Buffer.from("\r\n\r\n");
-const CR = 13;
-const LF = 10;
 
-// 1 for the characters of an HTTP token (a header name), per RFC 9110 §5.6.2.
-const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-  TOKEN[c.charCodeAt(0)] = 1;
-
-type State =
-  | "idle"
-  | "head"
-  | "length"
-  | "chunk-size"
-  | "chunk-data"
-  | "chunk-end"
-  | "trailers"
-  | "close"
-  | "done";
+type State = "idle" | "head" | "body" | "close" | "done";
 
 export class ResponseParser {
   readonly #events: ResponseEvents;
+  readonly #body: BodyFraming;
   #state: State = "idle";
   #noBody = false;
   #pending: Buffer | undefined;
-  #remaining = 0;
   #keepAlive = false;
   #extra = false;
 
   constructor(events: ResponseEvents) {
     this.#events = events;
+    this.#body = new BodyFraming(events.onBody, () => this.#complete());
   }
 
   /** Readies the parser for the response to one request (`HEAD` answers carry no body). */
@@ -84,7 +70,6 @@ export class ResponseParser {
     this.#state = "head";
     this.#noBody = method === "HEAD";
     this.#pending = undefined;
-    this.#remaining = 0;
     this.#keepAlive = false;
     this.#extra = false;
   }
@@ -106,6 +91,15 @@ export class ResponseParser {
 
   /** Parses the next bytes from the connection; throws {@link ResponseParseError}. */
   feed(chunk: Buffer): void {
+    try {
+      this.#feed(chunk);
+    } catch (err) {
+      if (err instanceof Http1SyntaxError) throw new ResponseParseError(err.message);
+      throw err;
+    }
+  }
+
+  #feed(chunk: Buffer): void {
     let data = chunk;
     while (data.length > 0) {
       switch (this.#state) {
@@ -115,32 +109,12 @@ export class ResponseParser {
           data = rest;
           break;
         }
-        case "length": {
-          const n = Math.min(this.#remaining, data.length);
-          const part = n === data.length ? data : data.subarray(0, n);
-          this.#remaining -= n;
-          data = data.subarray(n);
-          this.#events.onBody(part);
-          if (this.#remaining === 0) this.#complete();
+        case "body":
+          data = this.#body.feed(data);
           break;
-        }
         case "close":
           this.#events.onBody(data);
           return;
-        case "chunk-size":
-        case "chunk-end":
-        case "trailers":
-          data = this.#chunkFraming(data);
-          break;
-        case "chunk-data": {
-          const n = Math.min(this.#remaining, data.length);
-          const part = n === data.length ? data : data.subarray(0, n);
-          this.#remaining -= n;
-          data = data.subarray(n);
-          this.#events.onBody(part);
-          if (this.#remaining === 0) this.#state = "chunk-end";
-          break;
-        }
         case "done":
           // Bytes after a complete response: nothing was asked for, so the connection is not reused.
           this.#extra = true;
@@ -247,65 +221,20 @@ export class ResponseParser {
       throw new ResponseParseError("both Transfer-Encoding and Content-Length");
     this.#keepAlive = !close;
     if (this.#noBody || status === 204 || status === 304) this.#state = "done";
-    else if (chunked) this.#state = "chunk-size";
-    else if (contentLength >= 0) {
-      this.#remaining = contentLength;
-      this.#state = contentLength === 0 ? "done" : "length";
-    } else {
+    else if (chunked) {
+      this.#state = "body";
+      this.#body.chunked();
+    } else if (contentLength > 0) {
+      this.#state = "body";
+      this.#body.length(contentLength);
+    } else if (contentLength === 0) this.#state = "done";
+    else {
       this.#state = "close";
       this.#keepAlive = false;
     }
     this.#events.onHead({ status, headers, keepAlive: this.#keepAlive, keepAliveTimeoutMs });
     if (this.#state === "done") this.#events.onComplete();
     return false;
-  }
-
-  /** Chunk size lines, the CRLF after chunk data, and trailers; returns the bytes after what it used. */
-  #chunkFraming(data: Buffer): Buffer {
-    const buf = this.#pending === undefined ? data : Buffer.concat([this.#pending, data]);
-    this.#pending = undefined;
-    if (this.#state === "chunk-end") {
-      if (buf.length < 2) {
-        this.#pending = Buffer.from(buf);
-        return buf.subarray(buf.length);
-      }
-      if (buf[0] !== CR || buf[1] !== LF) throw new ResponseParseError("chunk data not followed by CRLF");
-      this.#state = "chunk-size";
-      return buf.subarray(2);
-    }
-    if (this.#state === "chunk-size") {
-      const end = buf.indexOf("\r\n");
-      // Bounded whether or not the line's CRLF came in the same piece.
-      if (end > MAX_CHUNK_LINE || (end < 0 && buf.length > MAX_CHUNK_LINE))
-        throw new ResponseParseError("chunk size line too long");
-      if (end < 0) {
-        this.#pending = Buffer.from(buf);
-        return buf.subarray(buf.length);
-      }
-      const size = chunkSizeOf(buf.toString("latin1", 0, end));
-      if (size === 0) this.#state = "trailers";
-      else {
-        this.#remaining = size;
-        this.#state = "chunk-data";
-      }
-      return buf.subarray(end + 2);
-    }
-    // Trailers: header lines until an empty one. They are read and dropped (nothing asked for them).
-    if (buf.length >= 2 && buf[0] === CR && buf[1] === LF) {
-      this.#complete();
-      return buf.subarray(2);
-    }
-    const end = buf.indexOf(CRLFCRLF);
-    if (end > MAX_TRAILER_BYTES) throw new ResponseParseError("trailers too long");
-    if (end < 0) {
-      if (buf.length > MAX_TRAILER_BYTES) throw new ResponseParseError("trailers too long");
-      this.#pending = Buffer.from(buf);
-      return buf.subarray(buf.length);
-    }
-    const text = buf.toString("latin1", 0, end);
-    checkHeaders(`\r\n${text}`, 0);
-    this.#complete();
-    return buf.subarray(end + 4);
   }
 
   #complete(): void {
@@ -333,88 +262,6 @@ function statusOf(text: string, lineEnd: number): number {
   if (status < 100) throw new ResponseParseError(`status ${status} is below 100`);
   checkValue(text, 13, lineEnd);
   return status;
-}
-
-/** Checks every header line of `text` after `lineEnd` (used for interim heads and trailers). */
-function checkHeaders(text: string, lineEnd: number): void {
-  let at = lineEnd + 2;
-  while (at < text.length) {
-    let next = text.indexOf("\r\n", at);
-    if (next < 0) next = text.length;
-    headerLine(text, at, next);
-    at = next + 2;
-  }
-}
-
-/** One header line `name: value` in `text[start, end)`: its name and its value without surrounding spaces. */
-function headerLine(text: string, start: number, end: number): [string, string] {
-  const colon = text.indexOf(":", start);
-  if (colon < 0 || colon >= end) {
-    const first = text.charCodeAt(start);
-    throw new ResponseParseError(
-      first === 32 || first === 9 ? "obsolete line folding in a header" : "a header line without a colon",
-    );
-  }
-  if (colon === start) throw new ResponseParseError("a header with an empty name");
-  for (let i = start; i < colon; i++) {
-    const c = text.charCodeAt(i);
-    if (c > 127 || TOKEN[c] !== 1) throw new ResponseParseError("a header name with a character not allowed");
-  }
-  let from = colon + 1;
-  let to = end;
-  while (from < to && isSpace(text.charCodeAt(from))) from++;
-  while (to > from && isSpace(text.charCodeAt(to - 1))) to--;
-  checkValue(text, from, to);
-  return [text.slice(start, colon), text.slice(from, to)];
-}
-
-function isSpace(c: number): boolean {
-  return c === 32 || c === 9;
-}
-
-/** Field values may hold visible characters, spaces, tabs and obs-text; never CR, LF, NUL or other controls. */
-function checkValue(text: string, from: number, to: number): void {
-  for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 32 && c !== 9) || c === 127)
-      throw new ResponseParseError("a control character (CR, LF, NUL, …) in a header");
-  }
-}
-
-function contentLengthOf(value: string): number {
-  if (value.length <= 15) {
-    let n = 0;
-    for (let i = 0; i < value.length; i++) {
-      const d = value.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) return contentLengthList(value);
-      n = n * 10 + d;
-    }
-    if (value.length > 0) return n;
-  }
-  return contentLengthList(value);
-}
-
-function contentLengthList(value: string): number {
-  // A list of identical values ("5, 5") is allowed by RFC 9110 §8.6; anything else is not a length.
-  const parts = value.split(",");
-  let n = -1;
-  for (const part of parts) {
-    const p = part.trim();
-    if (!/^[0-9]{1,15}$/.test(p)) throw new ResponseParseError(`bad Content-Length '${value}'`);
-    const v = Number(p);
-    if (n !== -1 && v !== n) throw new ResponseParseError(`bad Content-Length '${value}'`);
-    n = v;
-  }
-  return n;
-}
-
-function chunkSizeOf(line: string): number {
-  const semi = line.indexOf(";");
-  // Only spaces and tabs may follow the size: trimEnd() would also take a bare CR or LF.
-  const hex = (semi < 0 ? line : line.slice(0, semi)).replace(/[ \t]+$/, "");
-  if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ResponseParseError(`bad chunk size '${line.slice(0, 32)}'`);
-  if (semi >= 0) checkValue(line, semi, line.length);
-  return Number.parseInt(hex, 16);
 }
 
 let lastKeepAlive = "";

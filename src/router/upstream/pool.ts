@@ -16,6 +16,9 @@
 import { connect, type Socket } from "node:net";
 import { type ResponseHead, ResponseParseError, ResponseParser } from "./parser.js";
 
+/** Body bytes an exchange holds before its body is taken (then the connection is paused). */
+const MAX_BUFFERED_BYTES = 64 * 1024;
+
 /** How often deadlines and idle connections are checked. */
 export const SWEEP_MS = 20;
 
@@ -87,6 +90,7 @@ export class Exchange {
   /** A 'drain' listener is on the sink: one is enough, however many writes pushed back. */
   #awaitingDrain = false;
   #buffered: Buffer[] = [];
+  #bufferedBytes = 0;
   #onDone: ((error?: Error) => void) | undefined;
   #error: UpstreamError | undefined;
   /** performance.now() by which the head (then the next body chunk) must arrive. */
@@ -109,6 +113,7 @@ export class Exchange {
       // The whole (small) response is already here: write it and finish, nothing to watch.
       const buffered = this.#buffered;
       this.#buffered = [];
+      this.#bufferedBytes = 0;
       for (const chunk of buffered) sink.write(chunk);
       this.#finish();
       return;
@@ -119,6 +124,7 @@ export class Exchange {
     });
     const buffered = this.#buffered;
     this.#buffered = [];
+    this.#bufferedBytes = 0;
     for (const chunk of buffered) this.#write(chunk);
     if (this.#state === "failed") this.#finish(this.#error);
     else if (!this.#awaitingDrain) this.#connection?.resume();
@@ -128,6 +134,7 @@ export class Exchange {
   discard(): void {
     this.#discard = true;
     this.#buffered = [];
+    this.#bufferedBytes = 0;
     this.#connection?.resume();
   }
 
@@ -161,8 +168,10 @@ export class Exchange {
     if (this.#discard) return;
     if (this.#sink === undefined) {
       this.#buffered.push(chunk);
-      // Hold at most one chunk's worth until someone takes the body.
-      this.#connection?.pause();
+      this.#bufferedBytes += chunk.length;
+      // Hold a little until someone takes the body. Small answers are usually whole by then, and
+      // not pausing for them spares the socket a pause and resume per response.
+      if (this.#bufferedBytes > MAX_BUFFERED_BYTES) this.#connection?.pause();
       return;
     }
     this.#write(chunk);
