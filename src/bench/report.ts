@@ -24,6 +24,14 @@ export interface Figures {
   readonly throughput: Run;
   /** One connection: latency. */
   readonly latency: Run;
+  /** Each round's figures (the runs above are the median rounds). */
+  readonly rounds?: {
+    readonly requestsPerSec: readonly number[];
+    readonly p50Ms: readonly number[];
+    /** p50 less the direct run's p50 of the same round. */
+    readonly addedP50Ms?: readonly number[];
+    readonly medianAddedP50Ms?: number;
+  };
 }
 
 export const int = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -83,12 +91,23 @@ export function printFigures(
     }
   }
   const dl = direct?.latency.result;
-  const added = dl ? `; added over direct: p50 ${us(l.p50Ms - dl.p50Ms)}, p99 ${us(l.p99Ms - dl.p99Ms)}` : "";
+  const addedP50 = f.rounds?.medianAddedP50Ms ?? (dl ? l.p50Ms - dl.p50Ms : undefined);
+  const added =
+    dl && addedP50 !== undefined
+      ? `; added over direct: p50 ${us(addedP50)}, p99 ${us(l.p99Ms - dl.p99Ms)}`
+      : "";
   console.log(
     `    1 connection: ${int(l.requestsPerSec)} requests/s, latency p50 ${us(l.p50Ms)} p75 ${us(l.p75Ms)}` +
       ` p90 ${us(l.p90Ms)} p99 ${us(l.p99Ms)}${added}${bad(l)}`,
   );
   console.log(usage(f.latency, cores));
+  if (f.rounds) {
+    const list = (values: readonly number[], unit: (n: number) => string) => values.map(unit).join(", ");
+    console.log(
+      `    rounds: requests/s ${list(f.rounds.requestsPerSec, int)}; 1-connection p50 ${list(f.rounds.p50Ms, us)}` +
+        (f.rounds.addedP50Ms ? `; added p50 ${list(f.rounds.addedP50Ms, us)}` : ""),
+    );
+  }
 }
 
 interface Ratio {
@@ -104,6 +123,7 @@ function ratios(results: ReadonlyMap<SubjectKey, Figures>, routerLabel: string):
   const direct = results.get("direct");
   const added = (k: SubjectKey) => {
     const f = results.get(k);
+    if (f?.rounds?.medianAddedP50Ms !== undefined) return f.rounds.medianAddedP50Ms;
     return f && direct ? f.latency.result.p50Ms - direct.latency.result.p50Ms : undefined;
   };
   const div = (a: number | undefined, b: number | undefined) =>
@@ -146,7 +166,9 @@ export function printRatios(
   routerKind: NodeProxyKind,
   routerLabel: string,
 ): void {
-  console.log(`\nratios (same run${routerKind === "stand-in" ? "; STAND-IN, not ringfence" : ""}):`);
+  console.log(
+    `\nratios (same run, medians over rounds${routerKind === "stand-in" ? "; STAND-IN, not ringfence" : ""}):`,
+  );
   for (const r of ratios(results, routerLabel)) {
     const verdict =
       r.value === undefined

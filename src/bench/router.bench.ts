@@ -7,8 +7,12 @@
  *   core 1: ringfence's router (`startStandaloneRouter`, every feature on), node-http-proxy,
  *   @fastify/http-proxy and HAProxy (`nbthread 1`). A direct run against the origin is the
  *   baseline for the latency a proxy adds.
- * - Per proxy: 2 s warm-up, then 50 connections for 10 s (requests/s) and 1 connection for 10 s
- *   (latency percentiles). `--quick`: 1 s warm-up and 3 s runs.
+ * - Every proxy runs at once (idle ones cost nothing) and the runs are interleaved: a 2 s warm-up
+ *   each, then 3 rounds in which every subject in turn gets 50 connections for 4 s (requests/s),
+ *   then 3 rounds of 1 connection for 4 s each (latency percentiles); the order of the subjects
+ *   turns each round. A subject's figure is the median of its rounds, and the added latency is
+ *   taken against the direct run of the same round, so a machine that drifts during the run (a
+ *   shared VM does) moves every subject alike. `--quick`: 1 s warm-up, 2 rounds of 2 s.
  * - Ratios against the targets: requests/s against node-http-proxy (≥ 2.0), @fastify/http-proxy
  *   (≥ 2.0) and HAProxy (≥ 0.45); added p50 latency against HAProxy's (≤ 1.3).
  * - Memory: the router's resident set (VmRSS) idle, and with 10,000 idle keep-alive connections.
@@ -72,6 +76,7 @@ interface Settings {
   readonly standIn: boolean;
   readonly warmSeconds: number;
   readonly runSeconds: number;
+  readonly rounds: number;
 }
 
 function settings(argv: readonly string[]): Settings {
@@ -85,7 +90,8 @@ function settings(argv: readonly string[]): Settings {
     quick,
     standIn: argv.includes("--stand-in"),
     warmSeconds: quick ? 1 : 2,
-    runSeconds: quick ? 3 : 10,
+    runSeconds: quick ? 2 : 4,
+    rounds: quick ? 2 : 3,
   };
 }
 
@@ -146,44 +152,88 @@ async function withUsage(
   };
 }
 
-async function measure(
-  tool: LoadTool,
-  s: Settings,
-  url: string,
-  proxyPid: number | undefined,
-  originPid: number,
-): Promise<Figures> {
-  const load = { url: `${url}${PATH}`, core: LOAD_CORE, headers: HEADERS };
-  const many = { ...load, connections: THROUGHPUT_CONNECTIONS };
-  await runLoad(tool, { ...many, seconds: s.warmSeconds });
-  const throughput = await withUsage(proxyPid, originPid, () =>
-    runLoad(tool, { ...many, seconds: s.runSeconds }),
-  );
-  const latency = await withUsage(proxyPid, originPid, () =>
-    runLoad(tool, { ...load, connections: 1, seconds: s.runSeconds }),
-  );
-  return { connections: THROUGHPUT_CONNECTIONS, throughput, latency };
+/** A started subject: where to send load, and the process whose CPU counts as the proxy's. */
+interface Started {
+  readonly subject: Subject;
+  readonly url: string;
+  readonly proxy: Running | undefined;
+  readonly throughput: Run[];
+  readonly latency: Run[];
 }
 
-/** Starts the subject's proxy (none for the direct run), checks its answer, measures it and stops it. */
-async function measureSubject(
-  subject: Subject,
+/** The run with the median of `value` (the lower middle one for an even count). */
+function medianRun(runs: readonly Run[], value: (r: Run) => number): Run {
+  const sorted = [...runs].sort((a, b) => value(a) - value(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Run;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Every subject in turn, the order turned by `round` so that none always goes first. */
+function turn<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/**
+ * Warms every subject up, then interleaves their runs in rounds (throughput rounds, then latency
+ * rounds), and sums each subject's runs up as its figures: the median round, and the added p50
+ * latency as the median over rounds of its p50 less the direct run's p50 in the same round.
+ */
+async function measureAll(
+  started: readonly Started[],
   tool: LoadTool,
   s: Settings,
   origin: Running,
-  expected: string,
-  direct: Figures | undefined,
-): Promise<Figures> {
-  const proxy = subject.start ? await subject.start(origin.url) : undefined;
-  try {
-    const url = proxy?.url ?? origin.url;
-    await checkAnswer(subject.label, url, expected);
-    const figures = await measure(tool, s, url, proxy?.pid, origin.pid);
-    printFigures(subject.label, figures, direct, { load: LOAD_CORE, proxy: PROXY_CORE });
-    return figures;
-  } finally {
-    await proxy?.stop();
+): Promise<Map<SubjectKey, Figures>> {
+  const load = (st: Started) => ({ url: `${st.url}${PATH}`, core: LOAD_CORE, headers: HEADERS });
+  for (const st of started) {
+    await runLoad(tool, { ...load(st), connections: THROUGHPUT_CONNECTIONS, seconds: s.warmSeconds });
   }
+  for (let round = 0; round < s.rounds; round++) {
+    for (const st of turn(started, round)) {
+      st.throughput.push(
+        await withUsage(st.proxy?.pid, origin.pid, () =>
+          runLoad(tool, { ...load(st), connections: THROUGHPUT_CONNECTIONS, seconds: s.runSeconds }),
+        ),
+      );
+    }
+    console.log(`  throughput round ${round + 1} of ${s.rounds} done`);
+  }
+  for (let round = 0; round < s.rounds; round++) {
+    for (const st of turn(started, round)) {
+      st.latency.push(
+        await withUsage(st.proxy?.pid, origin.pid, () =>
+          runLoad(tool, { ...load(st), connections: 1, seconds: s.runSeconds }),
+        ),
+      );
+    }
+    console.log(`  latency round ${round + 1} of ${s.rounds} done`);
+  }
+  const direct = started.find((st) => st.subject.key === "direct");
+  const results = new Map<SubjectKey, Figures>();
+  for (const st of started) {
+    const added = direct
+      ? st.latency.map((run, i) => run.result.p50Ms - (direct.latency[i]?.result.p50Ms ?? 0))
+      : undefined;
+    results.set(st.subject.key, {
+      connections: THROUGHPUT_CONNECTIONS,
+      throughput: medianRun(st.throughput, (r) => r.result.requestsPerSec),
+      latency: medianRun(st.latency, (r) => r.result.p50Ms),
+      rounds: {
+        requestsPerSec: st.throughput.map((r) => r.result.requestsPerSec),
+        p50Ms: st.latency.map((r) => r.result.p50Ms),
+        ...(added ? { addedP50Ms: added, medianAddedP50Ms: median(added) } : {}),
+      },
+    });
+  }
+  return results;
 }
 
 async function measureMemory(kind: NodeProxyKind, label: string, originUrl: string): Promise<void> {
@@ -284,23 +334,42 @@ async function main(): Promise<void> {
     const expected = (await fetchOnce(`${origin.url}${PATH}`, HEADERS)).body;
     console.log(
       `\norigin ${origin.url}${PATH}: ${Buffer.byteLength(expected)}-byte JSON body` +
-        `\nload: ${tool}, warm-up ${s.warmSeconds} s, then ${THROUGHPUT_CONNECTIONS} connections × ${s.runSeconds} s` +
-        ` and 1 connection × ${s.runSeconds} s per subject\n`,
+        `\nload: ${tool}; every subject started at once; warm-up ${s.warmSeconds} s each, then ${s.rounds} rounds of` +
+        ` ${THROUGHPUT_CONNECTIONS} connections × ${s.runSeconds} s and ${s.rounds} rounds of 1 connection × ${s.runSeconds} s,` +
+        " subjects interleaved; figures are medians over rounds\n",
     );
-    for (const subject of subjects) {
-      if (subject.skip) {
-        console.log(`  ${subject.label}: SKIPPED (${subject.skip})`);
-        continue;
+    const started: Started[] = [];
+    try {
+      for (const subject of subjects) {
+        if (subject.skip) {
+          console.log(`  ${subject.label}: SKIPPED (${subject.skip})`);
+          continue;
+        }
+        try {
+          const proxy = subject.start ? await subject.start(origin.url) : undefined;
+          const url = proxy?.url ?? origin.url;
+          started.push({ subject, url, proxy, throughput: [], latency: [] });
+          await checkAnswer(subject.label, url, expected);
+        } catch (error) {
+          await started.pop()?.proxy?.stop();
+          failed.push(subject.label);
+          console.log(
+            `  ${subject.label}: FAILED: ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
       }
-      try {
-        results.set(
-          subject.key,
-          await measureSubject(subject, tool, s, origin, expected, results.get("direct")),
-        );
-      } catch (error) {
-        failed.push(subject.label);
-        console.log(`  ${subject.label}: FAILED: ${error instanceof Error ? error.message : String(error)}`);
-      }
+      for (const [key, figures] of await measureAll(started, tool, s, origin)) results.set(key, figures);
+    } finally {
+      for (const st of started) await st.proxy?.stop();
+    }
+    console.log("");
+    for (const st of started) {
+      const figures = results.get(st.subject.key);
+      if (figures)
+        printFigures(st.subject.label, figures, results.get("direct"), {
+          load: LOAD_CORE,
+          proxy: PROXY_CORE,
+        });
     }
     if (results.has("ringfence")) await measureMemory(routerKind, routerLabel, origin.url);
     else console.log(`\nmemory of the ${routerLabel}: not measured, it did not run`);
