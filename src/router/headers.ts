@@ -19,6 +19,7 @@ const HOP_BY_HOP = new Set([
   "te",
   "trailer",
 ]);
+const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((name) => name.length));
 /** Dropped on the way up besides hop-by-hop headers. */
 const NOT_FORWARDED = new Set([
   "host",
@@ -94,9 +95,13 @@ export function responseHeaders(headers: readonly string[]): string[] {
   }
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
-    const lower = (headers[i] as string).toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && !named?.has(lower))
-      out.push(headers[i] as string, headers[i + 1] as string);
+    const name = headers[i] as string;
+    // Only names as long as a hop-by-hop one are lower-cased and looked up (unless Connection named others).
+    if (named !== undefined || HOP_BY_HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    }
+    out.push(name, headers[i + 1] as string);
   }
   return out;
 }

@@ -33,7 +33,7 @@ import {
 import { RouteTable } from "./routes.js";
 import type { LiveTable, TableClient } from "./table.js";
 import type { Telemetry } from "./telemetry.js";
-import { type Exchange, UpstreamPool, type UpstreamRequest } from "./upstream/pool.js";
+import { type Exchange, type UpstreamError, UpstreamPool, type UpstreamRequest } from "./upstream/pool.js";
 
 export interface RouterServerOptions {
   readonly region: string;
@@ -71,6 +71,19 @@ interface AttemptArgs {
   readonly cell: string;
   readonly fallback: boolean;
 }
+
+/** Reports one answered request to telemetry. */
+type RecordFn = (status: number, regionServed: string, retries: number) => void;
+
+/** A first try that did not answer well, for {@link RouterServer} `#attempts` to go on from. */
+interface FirstTry {
+  readonly upstream: Upstream;
+  readonly result: AttemptResult;
+  readonly started: number;
+}
+
+/** No instance tried yet. */
+const NOT_TRIED: ReadonlySet<string> = new Set();
 
 type AttemptResult =
   | {
@@ -231,7 +244,11 @@ export class RouterServer {
   }
 
   /** Least outstanding in the nearest region with a candidate not yet tried; another zone first for retries. */
-  #choose(groups: Upstream[][], tried: Set<string>, previous: Upstream | undefined): Upstream | undefined {
+  #choose(
+    groups: Upstream[][],
+    tried: ReadonlySet<string>,
+    previous: Upstream | undefined,
+  ): Upstream | undefined {
     for (const group of groups) {
       let best: Upstream | undefined;
       let bestScore = Number.POSITIVE_INFINITY;
@@ -278,7 +295,7 @@ export class RouterServer {
     const query = path.indexOf("?");
     const route = query < 0 ? path : path.slice(0, query);
     const match = this.#routes.match(method, route);
-    const record = (status: number, regionServed: string, retries: number) => {
+    const record: RecordFn = (status, regionServed, retries) => {
       this.counts.requests++;
       if (status >= 500) this.counts.errors++;
       this.#options.telemetry.record({
@@ -343,31 +360,14 @@ export class RouterServer {
           1,
         );
       }
-      const outcome = await this.#attempts({
-        groups,
-        request,
-        idempotent,
-        match,
-        cell,
-        fallback,
-      });
+      const args: AttemptArgs = { groups, request, idempotent, match, cell, fallback };
+      const deadline = performance.now() + this.#options.topology.routers.deadlineMs;
+      const hedged = match.hedge && (method === "GET" || method === "HEAD");
+      const first = hedged ? undefined : await this.#firstTry(args, res, deadline, record);
+      if (first === "answered") return;
+      const outcome = await this.#attempts(args, deadline, first);
       if (outcome.kind === "response") {
-        const out = responseHeaders(outcome.headers);
-        out.push("x-ringfence-cell", cell, "x-ringfence-served-by", outcome.upstream.slot.id);
-        if (outcome.retries > 0) out.push("x-ringfence-retries", String(outcome.retries));
-        res.writeHead(outcome.status, out);
-        // A small answer is complete already and written at once; the bookkeeping comes after it.
-        let piped = false;
-        let whenPiped: (() => void) | undefined;
-        outcome.exchange.pipe(res, () => {
-          piped = true;
-          whenPiped?.();
-        });
-        record(outcome.status, outcome.upstream.slot.region, outcome.retries);
-        if (!piped)
-          await new Promise<void>((resolve) => {
-            whenPiped = resolve;
-          });
+        await new Promise<void>((resolve) => this.#answer(res, outcome, record, resolve));
         return;
       }
       record(outcome.status, this.#options.region, outcome.retries);
@@ -384,7 +384,80 @@ export class RouterServer {
     }
   }
 
-  async #attempts(args: AttemptArgs): Promise<
+  /**
+   * The first try, on callbacks rather than promises: a good answer is written to the client from
+   * within the upstream's read, before any bookkeeping ("answered" once its body is through). A
+   * failed try comes back for {@link #attempts} to judge and retry; undefined when there is no
+   * instance to try.
+   */
+  #firstTry(
+    args: AttemptArgs,
+    res: OutgoingResponse,
+    deadline: number,
+    record: RecordFn,
+  ): Promise<FirstTry | "answered" | undefined> {
+    const upstream = this.#choose(args.groups, NOT_TRIED, undefined);
+    if (!upstream) return Promise.resolve(undefined);
+    const { tryTimeoutMs, maxAttempts } = this.#options.topology.routers;
+    const timeoutMs = Math.min(deadline - performance.now(), tryTimeoutMs);
+    const started = performance.now();
+    upstream.outstanding++;
+    return new Promise((resolve) => {
+      const exchange = upstream.pool.request(
+        args.request,
+        { headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs },
+        (error, head) => {
+          upstream.outstanding--;
+          if (error || !head) {
+            const failure = error as UpstreamError;
+            resolve({
+              upstream,
+              started,
+              result: { kind: "error", upstream, error: failure, notSent: failure.notSent },
+            });
+            return;
+          }
+          const { status, headers } = head;
+          const failed = RETRYABLE_STATUS.has(status);
+          if (failed && args.idempotent && maxAttempts > 1) {
+            resolve({ upstream, started, result: { kind: "response", upstream, status, headers, exchange } });
+            return;
+          }
+          if (failed) this.#outliers.recordFailure(upstream.slot.id);
+          else {
+            this.#outliers.recordSuccess(upstream.slot.id);
+            this.#tracker(args.match.route).record(performance.now() - started);
+          }
+          this.#answer(res, { upstream, status, headers, exchange, retries: 0 }, record, () =>
+            resolve("answered"),
+          );
+        },
+      );
+    });
+  }
+
+  /** Writes an upstream's answer to the client; `done` runs once its body is through. */
+  #answer(
+    res: OutgoingResponse,
+    answer: { upstream: Upstream; status: number; headers: string[]; exchange: Exchange; retries: number },
+    record: RecordFn,
+    done: () => void,
+  ): void {
+    const out = responseHeaders(answer.headers);
+    out.push("x-ringfence-cell", answer.upstream.slot.cell, "x-ringfence-served-by", answer.upstream.slot.id);
+    if (answer.retries > 0) out.push("x-ringfence-retries", String(answer.retries));
+    res.writeHead(answer.status, out);
+    answer.exchange.pipe(res, () => {
+      record(answer.status, answer.upstream.slot.region, answer.retries);
+      done();
+    });
+  }
+
+  async #attempts(
+    args: AttemptArgs,
+    deadline: number,
+    first: FirstTry | undefined,
+  ): Promise<
     | {
         kind: "response";
         upstream: Upstream;
@@ -396,7 +469,6 @@ export class RouterServer {
     | { kind: "failed"; status: number; code: string; message: string; retries: number }
   > {
     const { topology } = this.#options;
-    const deadline = performance.now() + topology.routers.deadlineMs;
     const tried = new Set<string>();
     let previous: Upstream | undefined;
     let retries = 0;
@@ -404,43 +476,42 @@ export class RouterServer {
     let last = "no attempt made";
     const tracker = this.#tracker(args.match.route);
     for (let attempt = 0; attempt < topology.routers.maxAttempts; attempt++) {
-      const upstream = this.#choose(args.groups, tried, previous);
-      if (!upstream) break;
-      // The budget protects upstreams from extra load; a try whose connection was refused added
-      // none (nothing listened), so the try after it is free.
-      const budgeted = attempt > 0 && !previousNotSent;
-      if (budgeted && !this.#budget.tryAcquireRetry()) {
-        last = `${last}; retry budget exhausted`;
-        break;
-      }
-      if (attempt > 0) retries++;
-      tried.add(upstream.slot.id);
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) {
+      let result: AttemptResult;
+      let started: number;
+      if (attempt === 0 && first !== undefined) {
+        // The first try was made on the fast path (#firstTry) and did not answer well.
+        tried.add(first.upstream.slot.id);
+        result = first.result;
+        started = first.started;
+      } else {
+        const upstream = this.#choose(args.groups, tried, previous);
+        if (!upstream) break;
+        // The budget protects upstreams from extra load; a try whose connection was refused added
+        // none (nothing listened), so the try after it is free.
+        const budgeted = attempt > 0 && !previousNotSent;
+        if (budgeted && !this.#budget.tryAcquireRetry()) {
+          last = `${last}; retry budget exhausted`;
+          break;
+        }
+        if (attempt > 0) retries++;
+        tried.add(upstream.slot.id);
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) {
+          if (budgeted) this.#budget.retryFinished();
+          last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
+          break;
+        }
+        const method = args.request.method;
+        const hedgeAfter =
+          args.match.hedge && (method === "GET" || method === "HEAD") ? tracker.p95() : undefined;
+        const timeoutMs = Math.min(remaining, topology.routers.tryTimeoutMs);
+        started = performance.now();
+        result =
+          hedgeAfter !== undefined
+            ? await this.#hedged(upstream, args, timeoutMs, hedgeAfter, tried)
+            : await this.#send(upstream, args.request, timeoutMs, attempt);
         if (budgeted) this.#budget.retryFinished();
-        last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
-        break;
       }
-      const method = args.request.method;
-      const hedgeAfter =
-        args.match.hedge && (method === "GET" || method === "HEAD") ? tracker.p95() : undefined;
-      const started = performance.now();
-      const result =
-        hedgeAfter !== undefined
-          ? await this.#hedged(
-              upstream,
-              args,
-              Math.min(remaining, topology.routers.tryTimeoutMs),
-              hedgeAfter,
-              tried,
-            )
-          : await this.#send(
-              upstream,
-              args.request,
-              Math.min(remaining, topology.routers.tryTimeoutMs),
-              attempt,
-            );
-      if (budgeted) this.#budget.retryFinished();
       previous = result.upstream;
       previousNotSent = result.kind === "error" && result.notSent;
       if (result.kind === "response") {
