@@ -64,7 +64,7 @@ export const ERROR_CODES = {
     status: 400,
     retryable: false,
     description:
-      "An API request is malformed: a body, parameter or query field is missing, of the wrong type or out of range; each problem names the field.",
+      "An API request is malformed: a body, parameter or query field is missing, of the wrong type or out of range; each problem names the field. From a router: the request is not valid HTTP/1.1 (the message says what: a bad request line, a control character in a header, both Transfer-Encoding and Content-Length, ...).",
   },
   RINGFENCE_UNAUTHORIZED: {
     status: 401,
@@ -141,7 +141,24 @@ export const ERROR_CODES = {
     status: 408,
     retryable: true,
     description:
-      "The client did not finish sending its request head in time (10 s): a slow client is cut off.",
+      "The client did not finish sending its request head in time, or its body stalled as long (10 s): a slow client is cut off.",
+  },
+  RINGFENCE_EXPECTATION_FAILED: {
+    status: 417,
+    retryable: false,
+    description:
+      "The request carries an Expect header other than 100-continue, which the router does not support.",
+  },
+  RINGFENCE_NOT_IMPLEMENTED: {
+    status: 501,
+    retryable: false,
+    description:
+      "The request uses what the router does not implement: a Transfer-Encoding other than chunked, or the CONNECT method.",
+  },
+  RINGFENCE_HTTP_VERSION_NOT_SUPPORTED: {
+    status: 505,
+    retryable: false,
+    description: "The request's HTTP version is neither 1.1 nor 1.0 (the router speaks HTTP/1.x to clients).",
   },
   RINGFENCE_SHED: {
     status: 503,

@@ -13,6 +13,7 @@
 
 import { STATUS_CODES } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
+import type { ErrorCode } from "../../lib/errors.js";
 import type { BodySink } from "../upstream/pool.js";
 import { type RequestHead, RequestParseError, RequestParser } from "./request-parser.js";
 
@@ -46,7 +47,7 @@ export interface IncomingRequest {
 export type Handler = (request: IncomingRequest, response: OutgoingResponse) => void;
 
 /** Error codes of the answers the server gives by itself, by status. */
-const ERROR_CODES: Record<number, string> = {
+const REFUSALS: Record<number, ErrorCode> = {
   400: "RINGFENCE_BAD_REQUEST",
   408: "RINGFENCE_REQUEST_TIMEOUT",
   413: "RINGFENCE_BODY_TOO_LARGE",
@@ -503,7 +504,7 @@ class Connection {
     out.respond(
       status,
       ["content-type", "application/json"],
-      JSON.stringify({ error: { code: ERROR_CODES[status] ?? "RINGFENCE_BAD_REQUEST", message } }),
+      JSON.stringify({ error: { code: REFUSALS[status] ?? "RINGFENCE_BAD_REQUEST", message } }),
     );
   }
 
