@@ -8,8 +8,8 @@
  *   @fastify/http-proxy and HAProxy (`nbthread 1`). A direct run against the origin is the
  *   baseline for the latency a proxy adds.
  * - Every proxy runs at once (idle ones cost nothing) and the runs are interleaved: a 2 s warm-up
- *   each, then 3 rounds in which every subject in turn gets 50 connections for 4 s (requests/s),
- *   then 3 rounds of 1 connection for 4 s each (latency percentiles); the order of the subjects
+ *   each, then 5 rounds in which every subject in turn gets 50 connections for 4 s (requests/s),
+ *   then 5 rounds of 1 connection for 4 s each (latency percentiles); the order of the subjects
  *   turns each round. A subject's figure is the median of its rounds, and the added latency is
  *   taken against the direct run of the same round, so a machine that drifts during the run (a
  *   shared VM does) moves every subject alike. `--quick`: 1 s warm-up, 2 rounds of 2 s.
@@ -91,7 +91,7 @@ function settings(argv: readonly string[]): Settings {
     standIn: argv.includes("--stand-in"),
     warmSeconds: quick ? 1 : 2,
     runSeconds: quick ? 2 : 4,
-    rounds: quick ? 2 : 3,
+    rounds: quick ? 2 : 5,
   };
 }
 
