@@ -12,6 +12,7 @@
  * or with too many fields get 431.
  */
 import { BodyFraming } from "../http1/body.js";
+import { HeadBuffer } from "../http1/head.js";
 import { contentLengthOf, Http1SyntaxError, headerLine, isToken } from "../http1/syntax.js";
 
 /** Why a request could not be parsed: the status to answer with, then the connection closes. */
@@ -55,7 +56,6 @@ export interface RequestLimits {
   readonly maxHeaders?: number;
 }
 
-const CRLFCRLF = Buffer.from("\r\n\r\n");
 const CR = 13;
 const LF = 10;
 
@@ -67,7 +67,7 @@ export class RequestParser {
   readonly #maxHeadBytes: number;
   readonly #maxHeaders: number;
   #state: State = "head";
-  #pending: Buffer | undefined;
+  readonly #headBuffer = new HeadBuffer();
 
   constructor(events: RequestEvents, limits: RequestLimits = {}) {
     this.#events = events;
@@ -83,7 +83,7 @@ export class RequestParser {
 
   /** True while part of a head has arrived but not all of it. */
   get inHead(): boolean {
-    return this.#state === "head" && this.#pending !== undefined;
+    return this.#state === "head" && this.#headBuffer.pending !== undefined;
   }
 
   /** True while the body is being read. */
@@ -94,7 +94,7 @@ export class RequestParser {
   /** Readies the parser for the next request on the connection. */
   reset(): void {
     this.#state = "head";
-    this.#pending = undefined;
+    this.#headBuffer.clear();
   }
 
   /**
@@ -123,33 +123,30 @@ export class RequestParser {
   #head(input: Buffer): Buffer | undefined {
     let data = input;
     // The CR of an empty line came alone in the last piece and its LF starts this one: skip it too.
-    if (this.#pending?.length === 1 && this.#pending[0] === CR && data[0] === LF) {
-      this.#pending = undefined;
+    const pending = this.#headBuffer.pending;
+    if (pending?.length === 1 && pending[0] === CR && data[0] === LF) {
+      this.#headBuffer.clear();
       data = data.subarray(1);
     }
-    if (this.#pending === undefined) {
+    if (this.#headBuffer.pending === undefined) {
       // RFC 9112 §2.2: empty lines before a request line are ignored.
       let skip = 0;
       while (skip + 1 < data.length && data[skip] === CR && data[skip + 1] === LF) skip += 2;
       if (skip > 0) data = data.subarray(skip);
       if (data.length === 0) return undefined;
     }
-    let buf = data;
-    let from = 0;
-    if (this.#pending !== undefined) {
-      from = Math.max(0, this.#pending.length - 3);
-      buf = Buffer.concat([this.#pending, data]);
-    }
-    const end = buf.indexOf(CRLFCRLF, from);
+    const gathered = this.#headBuffer;
+    const end = gathered.find(data);
+    const buf = gathered.buf;
     if (end < 0) {
       if (buf.length > this.#maxHeadBytes) this.#tooLarge();
       // A head whose lines end in a bare LF would otherwise wait for a CRLF CRLF that never comes.
-      if (buf.indexOf("\n\n", from) >= 0) throw new RequestParseError(400, "header lines must end in CRLF");
-      this.#pending = buf === data ? Buffer.from(data) : buf;
+      if (buf.indexOf("\n\n", gathered.from) >= 0)
+        throw new RequestParseError(400, "header lines must end in CRLF");
+      gathered.keep();
       return undefined;
     }
     if (end + 4 > this.#maxHeadBytes) this.#tooLarge();
-    this.#pending = undefined;
     const head = this.#parseHead(buf.toString("latin1", 0, end));
     if (head.chunked) {
       this.#state = "body";

@@ -13,6 +13,7 @@
  */
 
 import { BodyFraming } from "../http1/body.js";
+import { HeadBuffer } from "../http1/head.js";
 import { checkHeaders, checkValue, contentLengthOf, Http1SyntaxError, headerLine } from "../http1/syntax.js";
 
 /** Why a response could not be parsed; the connection it came on is not reused. */
@@ -47,8 +48,6 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 /** The most header fields accepted in a head. */
 export const MAX_HEADERS = 256;
 
-const CRLFCRLF = Buffer.from("\r\n\r\n");
-
 type State = "idle" | "head" | "body" | "close" | "done";
 
 export class ResponseParser {
@@ -56,7 +55,7 @@ export class ResponseParser {
   readonly #body: BodyFraming;
   #state: State = "idle";
   #noBody = false;
-  #pending: Buffer | undefined;
+  readonly #headBuffer = new HeadBuffer();
   #keepAlive = false;
   #extra = false;
 
@@ -69,7 +68,7 @@ export class ResponseParser {
   start(method: string): void {
     this.#state = "head";
     this.#noBody = method === "HEAD";
-    this.#pending = undefined;
+    this.#headBuffer.clear();
     this.#keepAlive = false;
     this.#extra = false;
   }
@@ -141,20 +140,14 @@ export class ResponseParser {
 
   /** Reads the head from the start of `data` (plus what was pending); returns the bytes after it. */
   #head(data: Buffer): Buffer | undefined {
-    let buf = data;
-    let from = 0;
-    if (this.#pending !== undefined) {
-      from = Math.max(0, this.#pending.length - 3);
-      buf = Buffer.concat([this.#pending, data]);
-    }
-    const end = buf.indexOf(CRLFCRLF, from);
+    const end = this.#headBuffer.find(data);
+    const buf = this.#headBuffer.buf;
     if (end < 0) {
       if (buf.length > MAX_HEAD_BYTES) throw new ResponseParseError(`head over ${MAX_HEAD_BYTES} bytes`);
-      this.#pending = buf === data ? Buffer.from(data) : buf;
+      this.#headBuffer.keep();
       return undefined;
     }
     if (end > MAX_HEAD_BYTES) throw new ResponseParseError(`head over ${MAX_HEAD_BYTES} bytes`);
-    this.#pending = undefined;
     const rest = buf.subarray(end + 4);
     const interim = this.#parseHead(buf.toString("latin1", 0, end));
     // An interim answer (100 Continue, 103 Early Hints) is followed by the real one.
