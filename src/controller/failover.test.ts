@@ -367,19 +367,28 @@ test(
     const homeRegion = home(cell);
     const current = (await cellState(cell)).cell.primary;
     assert.notEqual(current, homeRegion, "the earlier test left cell-1 away from home");
-    // Home reports a caught-up standby, again and again, for longer than the window (60 s by default).
-    for (let i = 0; i < 35; i++) {
-      clock.advance(2_000);
+    // Home reports a caught-up standby, again and again, in 2-s steps of the clock. Each step waits
+    // out a reconciler tick, so the window is measured on the clock, not on how fast the beats go.
+    const WINDOW_MS = topology.failover.failbackAfterMs;
+    const stepMs = 2_000;
+    let healthyMs = 0;
+    let switching = await cellState(cell);
+    while (switching.phase === "serving" && healthyMs <= WINDOW_MS + 10 * stepMs) {
+      clock.advance(stepMs);
       await beat(dbZone(cell, current), {
         databases: (d) =>
           d.id === `${cell}/${current}` ? { ...d, role: "primary", flushLsn: "0/8000000" } : d,
       });
       await beat(dbZone(cell, homeRegion), { databases: standbyAt(cell, homeRegion, "0/8000000") });
+      await new Promise((r) => setTimeout(r, 120));
+      switching = await cellState(cell);
+      if (switching.phase === "serving") healthyMs += stepMs;
     }
-    const switching = await until(
-      "failback",
-      () => cellState(cell),
-      (x) => x.phase !== "serving",
+    assert.notEqual(switching.phase, "serving", `no failback after ${healthyMs} ms of a healthy home`);
+    // Not before the window: the first beats only start it.
+    assert.ok(
+      healthyMs >= WINDOW_MS - stepMs,
+      `failback after only ${healthyMs} ms of a ${WINDOW_MS} ms window`,
     );
     assert.equal(switching.failover?.kind, "failback");
     assert.equal(switching.failover?.to, homeRegion);
