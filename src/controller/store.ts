@@ -3,21 +3,17 @@
  * cells, restart nonces, drains or the bucket table bumps `world.desired_version` in the same
  * transaction, so the desired-state version only ever grows and agents and routers can compare it
  * cheaply. Connection handling (and `RINGFENCE_CONTROL_DB_UNAVAILABLE`) lives in `database.ts`;
- * router telemetry in `telemetry-store.ts`.
+ * the schema in `migrations.ts`; the state a first start writes in `world-init.ts`; drains in
+ * `drain-store.ts`; the event log in `event-log.ts`; cells as failover moves them in
+ * `cell-store.ts`; router telemetry in `telemetry-store.ts`.
  */
 import type { Topology } from "../topology/model.js";
-import { defaultBucketTable } from "../topology/placement.js";
-import {
-  type CellState,
-  type Drain,
-  type DrainTarget,
-  encodeBucketTable,
-  type RouterReport,
-  type WorldEvent,
-} from "../world/contracts.js";
+import type { CellState, Drain, DrainTarget, RouterReport, WorldEvent } from "../world/contracts.js";
 import { CellStore } from "./cell-store.js";
 import { ControlDatabase, type DatabaseOptions, type Tx } from "./database.js";
-import { migrate, SCHEMA_LOCK } from "./migrations.js";
+import { DrainStore } from "./drain-store.js";
+import { EventLog } from "./event-log.js";
+import { migrate } from "./migrations.js";
 import {
   type AgentReport,
   CELL_COLUMNS,
@@ -26,15 +22,14 @@ import {
   DRAIN_COLUMNS,
   type DrainCreation,
   type DrainRow,
-  type EventRow,
   type NewEvent,
   row,
   type Snapshot,
   toCell,
   toDrain,
-  toEvent,
 } from "./store-records.js";
 import { TelemetryStore } from "./telemetry-store.js";
+import { initialiseWorld } from "./world-init.js";
 
 export type {
   AgentRecord,
@@ -55,9 +50,6 @@ export interface StoreOptions extends DatabaseOptions {
   readonly onDesiredChange?: () => void;
 }
 
-/** Serialises appends to the event log, so ids become visible in order and a reader never skips one. */
-const EVENTS_LOCK = 7_070_002;
-
 export class Store {
   /** Router telemetry, on the same connection pool. */
   readonly telemetry: TelemetryStore;
@@ -65,19 +57,22 @@ export class Store {
   readonly cells: CellStore;
   readonly #db: ControlDatabase;
   readonly #clock: () => number;
-  readonly #onAppend: () => void;
   readonly #onDesiredChange: () => void;
+  readonly #events: EventLog;
+  readonly #drains: DrainStore;
 
   private constructor(db: ControlDatabase, options: StoreOptions) {
     this.#db = db;
     this.#clock = options.clock;
-    this.#onAppend = options.onAppend ?? (() => {});
     this.#onDesiredChange = options.onDesiredChange ?? (() => {});
+    this.#events = new EventLog(db, options.clock, options.onAppend ?? (() => {}));
+    const hooks = {
+      desiredVersion: (tx: Tx, bump: boolean) => this.#desiredVersion(tx, bump),
+      insertEvents: (tx: Tx, events: readonly NewEvent[]) => this.#insertEvents(tx, events),
+    };
     this.telemetry = new TelemetryStore(db, options.clock);
-    this.cells = new CellStore(db, options.clock, {
-      desiredVersion: (tx, bump) => this.#desiredVersion(tx, bump),
-      insertEvents: (tx, events) => this.#insertEvents(tx, events),
-    });
+    this.cells = new CellStore(db, options.clock, hooks);
+    this.#drains = new DrainStore(db, options.clock, hooks);
   }
 
   /** Connects and applies pending migrations; fails with `RINGFENCE_CONTROL_DB_UNAVAILABLE`. */
@@ -100,58 +95,13 @@ export class Store {
    */
   async initialise(topology: Topology): Promise<{ initialised: boolean }> {
     const now = new Date(this.#clock());
-    return await this.#db.transaction(async (tx) => {
-      const { client } = tx;
-      await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
-      const world = await client.query<{ topology: string }>("SELECT topology FROM world");
-      const first = world.rows.length === 0;
-      let added = 0;
-      for (const cell of topology.cells.list) {
-        const r = await client.query(
-          `INSERT INTO cells (cell, primary_region, epoch, fenced, updated_at) VALUES ($1, $2, 1, false, $3)
-           ON CONFLICT (cell) DO NOTHING`,
-          [cell.id, cell.home, now],
-        );
-        added += r.rowCount ?? 0;
-      }
-      if (first) {
-        const runs = encodeBucketTable(defaultBucketTable(topology.cells.buckets, topology.cells.count));
-        await client.query("INSERT INTO bucket_table (version, runs) VALUES (1, $1)", [JSON.stringify(runs)]);
-        await client.query(
-          "INSERT INTO world (topology, desired_version, initialised_at) VALUES ($1, 1, $2)",
-          [topology.name, now],
-        );
-        await this.#insertEvents(tx, [
-          {
-            kind: "world.initialised",
-            actor: "controller",
-            subject: topology.name,
-            message: `world ${topology.name} initialised: ${topology.cells.count} cells, ${topology.cells.buckets} buckets`,
-            data: { topology: topology.name, source: topology.source, cells: topology.cells.count },
-          },
-        ]);
-      } else {
-        if (added > 0) {
-          await client.query("UPDATE world SET desired_version = desired_version + 1");
-          tx.afterCommit(this.#onDesiredChange);
-        }
-        await this.#insertEvents(tx, [
-          {
-            kind: "controller.started",
-            actor: "controller",
-            subject: topology.name,
-            message: `controller started on existing state of world ${row(world.rows).topology}${added > 0 ? ` (${added} new cells)` : ""}`,
-            data: {
-              topology: topology.name,
-              stored: row(world.rows).topology,
-              cellsAdded: added,
-              pid: process.pid,
-            },
-          },
-        ]);
-      }
-      return { initialised: first };
-    });
+    return await this.#db.transaction(
+      async (tx) =>
+        await initialiseWorld(tx, topology, now, {
+          insertEvents: (t, events) => this.#insertEvents(t, events),
+          onDesiredChange: this.#onDesiredChange,
+        }),
+    );
   }
 
   /** Desired-state version, cells and restart nonces, read consistently. */
@@ -282,8 +232,7 @@ export class Store {
 
   /** Active drains, oldest first. */
   async drains(): Promise<Drain[]> {
-    const rows = await this.#db.query<DrainRow>(`SELECT ${DRAIN_COLUMNS} FROM drains ORDER BY n`);
-    return rows.map(toDrain);
+    return await this.#drains.list();
   }
 
   /**
@@ -296,26 +245,7 @@ export class Store {
     reason: string,
     event: (drain: Drain) => NewEvent,
   ): Promise<DrainCreation> {
-    return await this.#db.transaction(async (tx): Promise<DrainCreation> => {
-      const { client } = tx;
-      // ON CONFLICT waits for a concurrent insert of the same target, so two racing requests
-      // create one drain and the other learns which.
-      const inserted = await client.query<DrainRow>(
-        `INSERT INTO drains (kind, target, reason, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (kind, target) DO NOTHING RETURNING ${DRAIN_COLUMNS}`,
-        [target.kind, target.id, reason, new Date(this.#clock())],
-      );
-      const created = inserted.rows[0];
-      if (!created) {
-        const existing = await client.query<DrainRow>(
-          `SELECT ${DRAIN_COLUMNS} FROM drains WHERE kind = $1 AND target = $2`,
-          [target.kind, target.id],
-        );
-        return { created: false, existing: existing.rows.map(toDrain)[0] };
-      }
-      const drain = toDrain(created);
-      return { created: true, drain, ...(await this.#drainChanged(tx, drain, event(drain))) };
-    });
+    return await this.#drains.create(target, reason, event);
   }
 
   /**
@@ -326,16 +256,7 @@ export class Store {
     n: number,
     event: (drain: Drain) => NewEvent,
   ): Promise<{ drain: Drain; desiredVersion: number; event: WorldEvent } | undefined> {
-    return await this.#db.transaction(async (tx) => {
-      const deleted = await tx.client.query<DrainRow>(
-        `DELETE FROM drains WHERE n = $1 RETURNING ${DRAIN_COLUMNS}`,
-        [n],
-      );
-      const removed = deleted.rows[0];
-      if (!removed) return undefined;
-      const drain = toDrain(removed);
-      return { drain, ...(await this.#drainChanged(tx, drain, event(drain))) };
-    });
+    return await this.#drains.remove(n, event);
   }
 
   /** Stores an agent's report as of now and appends its events to the log. */
@@ -362,33 +283,22 @@ export class Store {
 
   /** Appends one event. */
   async appendEvent(event: NewEvent): Promise<WorldEvent> {
-    const [appended] = await this.#db.transaction((tx) => this.#insertEvents(tx, [event]));
-    return appended as WorldEvent;
+    return await this.#events.append(event);
   }
 
   /** Up to `limit` events with id greater than `after`, ascending. */
   async events(after: number, limit: number): Promise<WorldEvent[]> {
-    const rows = await this.#db.query<EventRow>(
-      "SELECT id, at, kind, actor, subject, message, data FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-      [after, limit],
-    );
-    return rows.map(toEvent);
+    return await this.#events.after(after, limit);
   }
 
   /** The last `count` events, ascending. */
   async tail(count: number): Promise<WorldEvent[]> {
-    const rows = await this.#db.query<EventRow>(
-      `SELECT * FROM (SELECT id, at, kind, actor, subject, message, data FROM events ORDER BY id DESC LIMIT $1) t
-       ORDER BY id`,
-      [count],
-    );
-    return rows.map(toEvent);
+    return await this.#events.tail(count);
   }
 
   /** The id of the newest event, 0 when there is none. */
   async lastEventId(): Promise<number> {
-    const rows = await this.#db.query<{ id: string | null }>("SELECT max(id) AS id FROM events");
-    return Number(rows[0]?.id ?? 0);
+    return await this.#events.lastId();
   }
 
   /** Closes every connection. */
@@ -419,42 +329,7 @@ export class Store {
     return Number(row((await tx.client.query<{ desired_version: string }>(sql)).rows).desired_version);
   }
 
-  async #drainChanged(
-    tx: Tx,
-    drain: Drain,
-    event: NewEvent,
-  ): Promise<{ desiredVersion: number; event: WorldEvent }> {
-    const desiredVersion = await this.#desiredVersion(tx, true);
-    const [appended] = await this.#insertEvents(tx, [
-      { ...event, data: { ...event.data, drain: drain.id, target: drain.target, desiredVersion } },
-    ]);
-    return { desiredVersion, event: appended as WorldEvent };
-  }
-
   async #insertEvents(tx: Tx, events: readonly NewEvent[]): Promise<WorldEvent[]> {
-    const { client } = tx;
-    await client.query("SELECT pg_advisory_xact_lock($1)", [EVENTS_LOCK]);
-    const now = this.#clock();
-    const rows = await client.query<EventRow>(
-      `INSERT INTO events (at, kind, actor, subject, message, data)
-       SELECT (e->>'at')::timestamptz, e->>'kind', e->>'actor', e->>'subject', e->>'message', e->'data'
-       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n)
-       ORDER BY n -- ids follow the order the events were given in
-       RETURNING id, at, kind, actor, subject, message, data`,
-      [
-        JSON.stringify(
-          events.map((e) => ({
-            at: new Date(e.at ?? now).toISOString(),
-            kind: e.kind,
-            actor: e.actor,
-            subject: e.subject,
-            message: e.message,
-            data: e.data ?? {},
-          })),
-        ),
-      ],
-    );
-    tx.afterCommit(this.#onAppend);
-    return rows.rows.map(toEvent).sort((a, b) => a.id - b.id);
+    return await this.#events.insert(tx, events);
   }
 }

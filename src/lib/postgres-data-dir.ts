@@ -1,0 +1,152 @@
+/**
+ * Data directories made from scratch or from another instance: a new primary with initdb, a
+ * streaming standby with `pg_basebackup -R`, and an old primary brought back to a new primary's
+ * history with pg_rewind (what it wrote after the two diverged is undone).
+ */
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { RingfenceError } from "./errors.js";
+import { makeOwnedDir, type PgBinaries, type RunAs, runTool, runToolAsync } from "./postgres-binaries.js";
+import { PG_SUPERUSER, queryOnce } from "./postgres-client.js";
+import { stripPrimaryConninfo, writeHba, writeStandbySignal } from "./postgres-config.js";
+
+/** Creates a new cluster in `dataDir` with initdb (no-op when it exists). */
+export function initPrimary(bin: PgBinaries, dataDir: string, runAs: RunAs | undefined): void {
+  if (existsSync(join(dataDir, "PG_VERSION"))) return;
+  makeOwnedDir(dataDir, runAs);
+  runTool(
+    bin,
+    "initdb",
+    ["-D", dataDir, "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+    runAs,
+  );
+  writeHba(dataDir);
+}
+
+/**
+ * Creates a streaming standby of the primary at `host:port` in `dataDir` with
+ * `pg_basebackup -R`, connecting as `applicationName` so that `synchronous_standby_names` can
+ * name it. No-op when the data directory exists.
+ */
+export function cloneStandby(
+  bin: PgBinaries,
+  dataDir: string,
+  runAs: RunAs | undefined,
+  source: { host: string; port: number; applicationName: string },
+): void {
+  if (existsSync(join(dataDir, "PG_VERSION"))) return;
+  makeOwnedDir(dataDir, runAs);
+  const conn = `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName}`;
+  runTool(
+    bin,
+    "pg_basebackup",
+    ["-D", dataDir, "-d", conn, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+    runAs,
+    300_000,
+  );
+  writeHba(dataDir);
+  stripPrimaryConninfo(dataDir);
+}
+
+/** `cloneStandby` without blocking the event loop; removes a partial copy when pg_basebackup fails. */
+export async function cloneStandbyAsync(
+  bin: PgBinaries,
+  dataDir: string,
+  runAs: RunAs | undefined,
+  source: { host: string; port: number; applicationName: string },
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  if (existsSync(join(dataDir, "PG_VERSION"))) return;
+  // pg_basebackup wants an empty folder: what a failed copy left behind is of no use.
+  rmSync(dataDir, { recursive: true, force: true });
+  makeOwnedDir(dataDir, runAs);
+  const conn = `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName} connect_timeout=10`;
+  try {
+    await runToolAsync(
+      bin,
+      "pg_basebackup",
+      ["-D", dataDir, "-d", conn, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
+      runAs,
+      { timeoutMs: options.timeoutMs ?? 300_000, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  writeHba(dataDir);
+  stripPrimaryConninfo(dataDir);
+}
+
+/** What `rewind` did. */
+export interface RewindResult {
+  /** False when pg_rewind found nothing to undo (the target never left the source's history). */
+  readonly rewound: boolean;
+  /**
+   * Where the target's history left the source's: the WAL position and the timeline it was on
+   * (pg_rewind's "servers diverged at WAL location X on timeline N"). Everything the target wrote
+   * after it is gone. Undefined when pg_rewind did not say.
+   */
+  readonly divergedAt: { readonly lsn: string; readonly timeline: number } | undefined;
+  /** pg_rewind's output (its last lines are worth showing an operator). */
+  readonly output: string;
+}
+
+/** Reads pg_rewind's output: whether it rewound, and where the timelines diverged. */
+export function parseRewindOutput(output: string): RewindResult {
+  const diverged = /servers diverged at WAL location ([0-9A-Fa-f]+\/[0-9A-Fa-f]+) on timeline (\d+)/.exec(
+    output,
+  );
+  return {
+    rewound: !/no rewind required/.test(output),
+    divergedAt: diverged ? { lsn: diverged[1] as string, timeline: Number(diverged[2]) } : undefined,
+    output,
+  };
+}
+
+/**
+ * Rewinds the stopped instance in `dataDir` to the history of the running primary at `source` with
+ * `pg_rewind --source-server`, so it can follow that primary as a standby: what it wrote after the
+ * two diverged is undone. The target must be stopped; when it was not stopped cleanly, pg_rewind
+ * (PostgreSQL 13 and later) runs crash recovery on it first, which refuses a `standby.signal`, so
+ * that file is set aside meanwhile and put back after. Needs `wal_log_hints` (see `baseSettings`).
+ * The source gets a CHECKPOINT first (see below). The caller writes `standby.signal` and
+ * `primary_conninfo` before starting it.
+ */
+export async function rewind(
+  bin: PgBinaries,
+  dataDir: string,
+  runAs: RunAs | undefined,
+  source: { host: string; port: number },
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<RewindResult> {
+  // PostgreSQL 15's pg_rewind reads the source's timeline from its control file, which a promotion
+  // updates only at the next checkpoint: without one it would find "no rewind required" on a target
+  // that did diverge.
+  try {
+    await queryOnce(source.host, source.port, "CHECKPOINT");
+  } catch (err) {
+    throw new RingfenceError(
+      "RINGFENCE_PG_FAILED",
+      `pg_rewind not started: could not connect to the source ${source.host}:${source.port} for a CHECKPOINT: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const signalFile = join(dataDir, "standby.signal");
+  const hadSignal = existsSync(signalFile);
+  if (hadSignal) rmSync(signalFile);
+  try {
+    const output = await runToolAsync(
+      bin,
+      "pg_rewind",
+      [
+        `--target-pgdata=${dataDir}`,
+        `--source-server=host=${source.host} port=${source.port} user=${PG_SUPERUSER} dbname=postgres connect_timeout=10`,
+      ],
+      runAs,
+      { timeoutMs: options.timeoutMs ?? 300_000, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+    return parseRewindOutput(output);
+  } finally {
+    if (hadSignal) writeStandbySignal(dataDir, runAs);
+  }
+}
