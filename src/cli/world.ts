@@ -12,8 +12,16 @@ import { Agent } from "../agent/agent.js";
 import { RingfenceError } from "../lib/errors.js";
 import { loadTopology } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
+import {
+  assertNoOrphans,
+  findWorldProcesses,
+  type OrphanReport,
+  plural,
+  stopOrphans,
+} from "../world/orphans.js";
+import { runningSupervisor } from "../world/pid-files.js";
 import { StateDir } from "../world/state.js";
-import { runningSupervisor, World, type WorldSummary } from "../world/supervisor.js";
+import { World, type WorldSummary } from "../world/supervisor.js";
 import { EXIT, type Io } from "./output.js";
 import { renderStatus } from "./status.js";
 
@@ -133,6 +141,7 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
       `a world is already running from ${state.root} (pid ${running}); \`ringfence down\` stops it`,
     );
   }
+  assertNoOrphans(state);
   const { mkdirSync } = await import("node:fs");
   mkdirSync(state.logs, { recursive: true });
   const logFile = state.log("supervisor");
@@ -180,12 +189,23 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
   }
 }
 
+/**
+ * Stops the world: SIGTERM to its supervisor, which stops everything else in order. When the
+ * supervisor is gone (SIGKILLed, crashed) but processes it started live on, stops those directly.
+ */
 async function down(flags: WorldFlags, io: Io): Promise<number> {
   const state = new StateDir(flags.stateDir);
   const pid = runningSupervisor(state);
   if (pid === undefined) {
-    io.stderr(`no world is running from ${state.root}\n`);
-    return EXIT.ok;
+    if (findWorldProcesses(state).length === 0) {
+      io.stderr(`no world is running from ${state.root}\n`);
+      return EXIT.ok;
+    }
+    io.stderr(
+      `the supervisor of the world in ${state.root} is gone (killed or crashed), but processes it started still run\n`,
+    );
+    const report = await stopOrphans(state, { progress: (line) => io.stderr(`${line}\n`) });
+    return reportOrphans(report, "of a world whose supervisor was gone", state, io);
   }
   io.stderr(`stopping the world (supervisor pid ${pid})...\n`);
   process.kill(pid, "SIGTERM");
@@ -199,7 +219,34 @@ async function down(flags: WorldFlags, io: Io): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  // The supervisor waits for every process it stops; anything left was lost from its view.
+  const report = await stopOrphans(state);
+  if (report.stopped.length > 0 || report.survivors.length > 0) {
+    return reportOrphans(report, "that outlived the supervisor", state, io);
+  }
   io.stderr(`stopped; the data stays in ${state.root} for the next \`ringfence up\`\n`);
+  return EXIT.ok;
+}
+
+function reportOrphans(report: OrphanReport, whose: string, state: StateDir, io: Io): number {
+  const killed = new Set(report.killed.map((p) => p.pid));
+  if (report.stopped.length > 0) {
+    io.stderr(
+      `stopped ${plural(report.stopped.length, "orphaned process", "orphaned processes")} ${whose}:\n`,
+    );
+    for (const p of report.stopped) {
+      io.stderr(`  ${p.label} (pid ${p.pid}${killed.has(p.pid) ? ", SIGKILL after the grace time" : ""})\n`);
+    }
+  }
+  if (report.survivors.length > 0) {
+    io.stderr(
+      `could not stop ${plural(report.survivors.length, "process", "processes")} of the world in ${state.root}:\n`,
+    );
+    for (const p of report.survivors) io.stderr(`  ${p.label} (pid ${p.pid})\n`);
+    io.stderr("stop them by hand (`kill -KILL PID`, as their owner) before the next `ringfence up`\n");
+    return EXIT.internal;
+  }
+  io.stderr(`the data stays in ${state.root} for the next \`ringfence up\`\n`);
   return EXIT.ok;
 }
 

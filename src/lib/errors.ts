@@ -48,6 +48,12 @@ export const ERROR_CODES = {
     retryable: false,
     description: "A world is already running from this state directory; stop it with `ringfence down` first.",
   },
+  RINGFENCE_WORLD_ORPHANS: {
+    status: 409,
+    retryable: false,
+    description:
+      "Processes of an earlier run of the world (its supervisor was killed or crashed) still run and hold its addresses; `ringfence down` stops them.",
+  },
   RINGFENCE_WORLD_START_FAILED: {
     status: 500,
     retryable: true,

@@ -7,6 +7,8 @@
  *   tokens.json         bearer tokens (reader, operator, agent), mode 0600, created once
  *   token-secret        the demo service's HMAC secret, mode 0600
  *   supervisor.pid      the running world's supervisor
+ *   processes.json      the supervisor and every process it started, with start times, so that
+ *                       `ringfence down` finds them when the supervisor was killed
  *   logs/               one log per process
  *   pg/                 PostgreSQL data (or a folder under /var/tmp when the postgres user cannot
  *                       reach this one: running as root from a home directory)
@@ -54,6 +56,9 @@ export class StateDir {
   }
   get pidFile(): string {
     return join(this.root, "supervisor.pid");
+  }
+  get processesFile(): string {
+    return join(this.root, "processes.json");
   }
   get logs(): string {
     return join(this.root, "logs");

@@ -3,9 +3,11 @@
  * the WAN emulator, one agent per zone and one router per region, in that order, restarts any that
  * die, waits until every region's router reaches every cell, and stops everything in reverse order.
  * The WAN emulator runs inside this process; everything else is a child process with its own log.
+ * Each child is recorded in `processes.json` and carries the world's mark in its environment, so
+ * that `ringfence down` can still find and stop them all should this process die (see orphans.ts).
  */
 import { spawn } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
@@ -22,10 +24,16 @@ import {
 import { processTree } from "../lib/proctree.js";
 import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import type { Topology } from "../topology/model.js";
-import { defaultBucketTable, tenantBucket } from "../topology/placement.js";
 import { WanEmulator } from "../wan/index.js";
 import { buildLayout, type Layout, wanForwards } from "./layout.js";
+import { assertNoOrphans, WORLD_MARK } from "./orphans.js";
+import { ProcessRecord, runningSupervisor } from "./pid-files.js";
+import { killQuietly } from "./procfs.js";
+import { until, waitUntilServing } from "./readiness.js";
 import { StateDir, type WorldConfig } from "./state.js";
+
+// Where it lived before readiness.ts; tests and drills import it from here.
+export { probeTenants } from "./readiness.js";
 
 export interface WorldOptions {
   readonly stateDir: string;
@@ -59,6 +67,7 @@ export class World {
   #agents: Supervised[] = [];
   #routers: Supervised[] = [];
   #wan: WanEmulator | undefined;
+  #record: ProcessRecord | undefined;
   #started = 0;
 
   constructor(options: WorldOptions) {
@@ -90,10 +99,12 @@ export class World {
         `a world is already running from ${this.state.root} (supervisor pid ${running}); stop it with \`ringfence down\``,
       );
     }
+    assertNoOrphans(this.state);
     this.#config = this.#prepareState();
     this.#topology = loadTopology(this.#config.topologyFile);
     this.#layout = buildLayout(this.#topology, this.#config.addressBase);
-    writeFileSync(this.state.pidFile, String(process.pid));
+    this.#record = new ProcessRecord(this.state);
+    this.#record.claim();
     this.#progress(`state in ${this.state.root} (topology ${this.#topology.name})`);
     try {
       await this.#startControlDatabase();
@@ -219,7 +230,8 @@ export class World {
         try {
           return spawn(process.execPath, [this.#options.ringfenceBin, ...argv], {
             stdio: ["ignore", fd, fd],
-            env: { ...process.env, RINGFENCE_ROLE: id },
+            // The mark passes on to what the child starts, so that `down` finds it all after a crash.
+            env: { ...process.env, RINGFENCE_ROLE: id, [WORLD_MARK]: this.state.root },
           });
         } finally {
           // The child has its own copy; ours would leak one descriptor per (re)start.
@@ -228,9 +240,15 @@ export class World {
       },
       stopGraceMs: 45_000,
       onEvent: (e: SupervisorEvent) => {
+        this.#recordStart(e);
         if (e.kind !== "started") this.#progress(`${id}: ${e.message}`);
       },
     });
+  }
+
+  /** Writes a process just (re)started to `processes.json`. */
+  #recordStart(e: SupervisorEvent): void {
+    if (e.kind === "started" && typeof e.data.pid === "number") this.#record?.started(e.id, e.data.pid);
   }
 
   async #startControlDatabase(): Promise<void> {
@@ -252,6 +270,7 @@ export class World {
       stopSignal: "SIGINT",
       stopGraceMs: 30_000,
       forceKill: (child) => signalGroup(child, "SIGKILL"),
+      onEvent: (e) => this.#recordStart(e),
     });
     this.#controlDb.start();
     await waitReady(host, port, 60_000);
@@ -324,46 +343,12 @@ export class World {
     this.#progress(`${this.#routers.length} routers started (one per region)`);
   }
 
-  /** Waits until every region's router gets an answer from an instance of every cell. */
   async #waitUntilServing(): Promise<void> {
-    const probes = probeTenants(this.topology);
-    const pending = new Set(this.layout.regions.flatMap((r) => probes.map((p) => `${r.name}|${p.cell}`)));
-    const total = pending.size;
-    let reported = -1;
-    await until(
-      async () => {
-        await Promise.all(
-          [...pending].map(async (key) => {
-            const [regionName, cell] = key.split("|") as [string, string];
-            const region = this.layout.regions.find((r) => r.name === regionName);
-            const tenant = probes.find((p) => p.cell === cell)?.tenant;
-            if (!region || !tenant) return;
-            try {
-              const res = await fetch(
-                `http://${region.router.host}:${region.router.port}/users/ringfence-probe`,
-                {
-                  headers: { "x-tenant": tenant },
-                  signal: AbortSignal.timeout(2_000),
-                },
-              );
-              await res.arrayBuffer();
-              if (res.headers.get("x-ringfence-served-by") && res.status < 500) pending.delete(key);
-            } catch {
-              // not yet
-            }
-          }),
-        );
-        const ready = total - pending.size;
-        if (ready !== reported) {
-          reported = ready;
-          this.#progress(`serving: ${ready}/${total} (region, cell) pairs answer through their router`);
-        }
-        return pending.size === 0;
-      },
-      this.#options.readyTimeoutMs ?? 120_000,
-      () => `not serving yet: ${[...pending].join(", ")} (see the logs in ${this.state.logs})`,
-      500,
-    );
+    await waitUntilServing(this.layout, this.topology, {
+      timeoutMs: this.#options.readyTimeoutMs ?? 120_000,
+      logs: this.state.logs,
+      progress: (line) => this.#progress(line),
+    });
   }
 
   /** Waits for one teardown step at most 15 s; a step that never settles is reported, not waited on forever. */
@@ -390,58 +375,7 @@ export class World {
     await this.#bounded("the WAN emulator", this.#wan?.close());
     this.#progress("stopping the control database");
     await this.#controlDb?.stop();
-    if (runningSupervisor(this.state) === process.pid) rmSync(this.state.pidFile, { force: true });
+    this.#record?.release();
     this.#progress("stopped");
-  }
-}
-
-/** One tenant id per cell (under the default bucket table) for readiness probes. */
-export function probeTenants(topology: Topology): { cell: string; tenant: string }[] {
-  const table = defaultBucketTable(topology.cells.buckets, topology.cells.count);
-  const found = new Map<number, string>();
-  for (let i = 0; found.size < topology.cells.count && i < 1_000_000; i++) {
-    const tenant = `probe-${i}`;
-    const cell = table[tenantBucket(tenant, table.length)] as number;
-    if (!found.has(cell)) found.set(cell, tenant);
-  }
-  return [...found].sort((a, b) => a[0] - b[0]).map(([cell, tenant]) => ({ cell: `cell-${cell}`, tenant }));
-}
-
-/** The pid of the supervisor running a world from `state`, if it is alive. */
-export function runningSupervisor(state: StateDir): number | undefined {
-  if (!existsSync(state.pidFile)) return undefined;
-  const pid = Number(readFileSync(state.pidFile, "utf8").trim());
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  why: () => string,
-  everyMs = 200,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new RingfenceError("RINGFENCE_WORLD_START_FAILED", why());
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // already gone
   }
 }
