@@ -124,7 +124,8 @@ export class StateDir {
   /** `pg/` here, unless the postgres user cannot reach it: then a folder under /var/tmp. */
   #choosePgRoot(runAs: RunAs | undefined): string {
     const inside = join(this.root, "pg");
-    const blocked = untraversableParent(join(inside, "x"), runAs);
+    // `pg/` does not exist yet: ask about the folders above it, which do.
+    const blocked = untraversableParent(inside, runAs);
     const root = blocked
       ? join("/var/tmp", `ringfence-pg-${createHash("sha256").update(this.root).digest("hex").slice(0, 12)}`)
       : inside;
