@@ -11,9 +11,7 @@
  * disk (static stability).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { findPgBinaries, pgRunAs } from "../lib/postgres.js";
-import { processTree } from "../lib/proctree.js";
+import { join } from "node:path";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, CellState, DesiredState, Heartbeat, ProcessReport } from "../world/contracts.js";
 import { type Layout, reach, type WriterSlot } from "../world/layout.js";
@@ -21,10 +19,12 @@ import type { StateDir, WorldConfig } from "../world/state.js";
 import { Coalescer } from "./coalescer.js";
 import { DatabaseRunner } from "./database.js";
 import { DesiredFeed } from "./desired-feed.js";
-import { InstanceRunner } from "./instance.js";
+import type { InstanceRunner } from "./instance.js";
 import { type ObserverTarget, PrimaryObserver } from "./observer.js";
+import { killOrphans, recordPids } from "./leftovers.js";
 import type { Supervised, SupervisorEvent } from "./supervisor.js";
-import { WriterEndpoint } from "./writer.js";
+import type { WriterEndpoint } from "./writer.js";
+import { dataDirOf, processReports, zoneProcesses } from "./zone-processes.js";
 
 export interface AgentOptions {
   readonly zone: string;
@@ -110,52 +110,26 @@ export class Agent {
 
   /** Starts everything placed in this zone, once a desired state is known. */
   async start(): Promise<void> {
-    const { layout, state, world, topology } = this.#options;
+    const { layout, state, world, topology, ringfenceBin } = this.#options;
     mkdirSync(state.agentDir(this.zone), { recursive: true });
-    const bin = findPgBinaries();
-    const runAs = pgRunAs();
-    const onEvent = (e: SupervisorEvent) => {
-      this.#event(`process.${e.kind}`, e.id, e.message, e.data);
-      if (e.kind === "exited") void this.#reportExit(e.id);
-    };
-    const cellState = (cell: string) => () => this.#cells.get(cell);
-    this.#databases = layout.databases
-      .filter((d) => d.zone === this.zone)
-      .map(
-        (slot) =>
-          new DatabaseRunner({
-            slot,
-            layout,
-            syncQuorum: topology.cells.syncQuorum,
-            bin,
-            runAs,
-            dataDir: join(world.pgRoot, slot.id.replace(/\//g, "-")),
-            logFile: state.log(`db-${slot.id}`),
-            cell: cellState(slot.cell),
-            onEvent,
-            onDatabaseEvent: (kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
-            onUrgentReport: () => this.#beats.request(),
-          }),
-      );
-    this.#writers = layout.writers
-      .filter((w) => w.zone === this.zone)
-      .map((slot) => ({ slot, endpoint: new WriterEndpoint(slot) }));
-    const secret = state.tokenSecret();
-    this.#instances = layout.instances
-      .filter((i) => i.zone === this.zone)
-      .map(
-        (slot) =>
-          new InstanceRunner({
-            slot,
-            layout,
-            version: "v1",
-            tokenSecret: secret,
-            ringfenceBin: this.#options.ringfenceBin,
-            cwd: dirname(world.topologyFile),
-            logFile: state.log(`instance-${slot.id}`),
-            onEvent,
-          }),
-      );
+    const zone = zoneProcesses({
+      zone: this.zone,
+      state,
+      world,
+      topology,
+      layout,
+      ringfenceBin,
+      cell: (cell) => this.#cells.get(cell),
+      onEvent: (e: SupervisorEvent) => {
+        this.#event(`process.${e.kind}`, e.id, e.message, e.data);
+        if (e.kind === "exited") void this.#reportExit(e.id);
+      },
+      onDatabaseEvent: (slot, kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
+      onUrgentReport: () => this.#beats.request(),
+    });
+    this.#databases = zone.databases;
+    this.#writers = zone.writers;
+    this.#instances = zone.instances;
     this.#cleanUpOrphans();
     for (const w of this.#writers) await w.endpoint.start();
     this.#running = true;
@@ -184,46 +158,19 @@ export class Agent {
    * holding ports and data directories), so that the new run starts from a clean slate.
    */
   #cleanUpOrphans(): void {
-    const pidsFile = join(this.#options.state.agentDir(this.zone), "pids.json");
-    const pids: number[] = [];
-    if (existsSync(pidsFile)) {
-      try {
-        pids.push(...(JSON.parse(readFileSync(pidsFile, "utf8")) as number[]));
-      } catch {
-        // ignore a torn file
-      }
-    }
-    for (const db of this.#databases) {
-      const lock = join(this.#options.world.pgRoot, db.slot.id.replace(/\//g, "-"), "postmaster.pid");
-      try {
-        const pid = Number(readFileSync(lock, "utf8").split("\n")[0]);
-        if (pid > 0) pids.push(pid);
-      } catch {
-        // no lock file, or not readable: nothing left behind
-      }
-    }
-    for (const pid of pids) {
-      if (!alive(pid)) continue;
-      const tree = processTree(pid);
-      for (const p of tree) {
-        try {
-          process.kill(p, "SIGCONT");
-          process.kill(p, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
-      this.#event("agent.orphan-killed", `pid:${pid}`, `killed pid ${pid} left behind by a previous run`, {});
-    }
+    const dataDirs = this.#databases.map((db) => dataDirOf(this.#options.world, db.slot));
+    killOrphans(this.#pidsFile, dataDirs, (pid) =>
+      this.#event("agent.orphan-killed", `pid:${pid}`, `killed pid ${pid} left behind by a previous run`, {}),
+    );
   }
 
   #recordPids(): void {
     const pids = [...this.#instances.map((i) => i.supervised.pid)].filter((p): p is number => p !== null);
-    try {
-      writeFileSync(join(this.#options.state.agentDir(this.zone), "pids.json"), JSON.stringify(pids));
-    } catch {
-      // best effort
-    }
+    recordPids(this.#pidsFile, pids);
+  }
+
+  get #pidsFile(): string {
+    return join(this.#options.state.agentDir(this.zone), "pids.json");
   }
 
   #schedule(delayMs: number): void {
@@ -384,37 +331,8 @@ export class Agent {
 
   /** What this agent runs, as reported to the controller. */
   processes(): ProcessReport[] {
-    const supervised = (
-      r: { supervised: Supervised; health: ProcessReport["health"]; detail: string },
-      kind: "database" | "instance",
-    ): ProcessReport => ({
-      id: r.supervised.id,
-      kind,
-      state: r.supervised.state,
-      pid: r.supervised.pid,
-      restarts: r.supervised.restarts,
-      health: r.health,
-      detail: r.detail,
-      since: r.supervised.since.toISOString(),
-    });
-    const dbs = this.#databases.map((d) => supervised(d, "database"));
-    const instances = this.#instances.map((i) => supervised(i, "instance"));
-    const writers = this.#writers.map(({ slot, endpoint }): ProcessReport => {
-      const s = endpoint.stats();
-      return {
-        id: `writer:${slot.id}`,
-        kind: "writer",
-        state: "running",
-        pid: process.pid,
-        restarts: 0,
-        health: s.fenced ? "degraded" : "healthy",
-        detail: s.fenced
-          ? "fenced: refusing connections"
-          : `to ${s.target?.host}:${s.target?.port}, ${s.open} open`,
-        since: this.#startedAt,
-      };
-    });
-    return [...dbs, ...writers, ...instances];
+    const zone = { databases: this.#databases, writers: this.#writers, instances: this.#instances };
+    return processReports(zone, this.#startedAt);
   }
 
   #event(kind: string, subject: string, message: string, data: Record<string, unknown>): void {
@@ -441,14 +359,5 @@ export class Agent {
     await Promise.all(this.#writers.map((w) => w.endpoint.close()));
     await Promise.all(this.#databases.map((d) => d.stop()));
     await this.#heartbeat();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,11 +1,13 @@
 /**
  * The settings ringfence writes for one instance of a cell (`ringfence.conf`): the common ones, plus
  * `synchronous_standby_names` on the primary (as the cell's commit mode asks) or `primary_conninfo`
- * on a standby (to the primary as reached from the standby's region).
+ * on a standby (to the primary as reached from the standby's region); and which instance the cell's
+ * primary is, as the desired state gives it.
  */
 import { baseSettings, primaryConninfo, synchronousStandbyNames } from "../lib/postgres.js";
 import type { CellState } from "../world/contracts.js";
 import { type DatabaseSlot, type Layout, reach } from "../world/layout.js";
+import type { PrimaryTarget } from "./standby-repair.js";
 
 /**
  * `synchronous_standby_names` for `slot` as the primary of its cell: ANY `syncQuorum` of the cell's
@@ -44,4 +46,16 @@ export function instanceSettings(
     });
   }
   return settings;
+}
+
+/** The cell's primary database slot and how `slot` reaches it (undefined without a desired state). */
+export function cellPrimary(
+  layout: Layout,
+  slot: DatabaseSlot,
+  cell: CellState | undefined,
+): PrimaryTarget | undefined {
+  if (!cell) return undefined;
+  const primary = layout.databases.find((d) => d.cell === slot.cell && d.region === cell.primary);
+  if (!primary) return undefined;
+  return { slot: primary, reach: reach(layout, slot.region, primary.region, primary) };
 }
