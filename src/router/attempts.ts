@@ -139,12 +139,14 @@ export class Attempts {
             result: { kind: "response", upstream, status, headers, exchange },
           });
         }
+        // The answer leaves first; the trackers learn of it after.
+        const headMs = performance.now() - started;
+        this.answer(res, { upstream, status, headers, exchange, retries: 0 }, record, () => done("answered"));
         if (failed) this.#outliers.recordFailure(upstream.slot.id);
         else {
           this.#outliers.recordSuccess(upstream.slot.id);
-          this.#tracker(args.match.route).record(performance.now() - started);
+          this.#tracker(args.match.route).record(headMs);
         }
-        this.answer(res, { upstream, status, headers, exchange, retries: 0 }, record, () => done("answered"));
       },
     );
   }
