@@ -40,16 +40,19 @@ export interface AttemptArgs {
   readonly fallback: boolean;
 }
 
-/** How one try ended: a response head (its body still to read), or an error before it. */
+/** A response head from an upstream, its body still to read. */
+export interface UpstreamAnswer {
+  readonly kind: "response";
+  readonly upstream: Upstream;
+  readonly status: number;
+  /** Flat `[name, value, …]`, as received. */
+  readonly headers: string[];
+  readonly exchange: Exchange;
+}
+
+/** How one try ended: a response head, or an error before it. */
 export type AttemptResult =
-  | {
-      kind: "response";
-      upstream: Upstream;
-      status: number;
-      /** Flat `[name, value, …]`, as received. */
-      headers: string[];
-      exchange: Exchange;
-    }
+  | UpstreamAnswer
   | { kind: "error"; upstream: Upstream; error: Error & { code?: string }; notSent: boolean };
 
 /** A first try that did not answer well, for {@link Attempts.run} to go on from. */
@@ -59,16 +62,9 @@ export interface FirstTry {
   readonly started: number;
 }
 
-/** An answer to pass on to the client, or why there is none. */
+/** An answer to pass on to the client (after `retries` retries), or why there is none. */
 export type Outcome =
-  | {
-      kind: "response";
-      upstream: Upstream;
-      status: number;
-      headers: string[];
-      exchange: Exchange;
-      retries: number;
-    }
+  | (UpstreamAnswer & { readonly retries: number })
   | { kind: "failed"; status: number; code: string; message: string; retries: number };
 
 export interface AttemptsDeps {
@@ -141,7 +137,9 @@ export class Attempts {
         }
         // The answer leaves first; the trackers learn of it after.
         const headMs = performance.now() - started;
-        this.answer(res, { upstream, status, headers, exchange, retries: 0 }, record, () => done("answered"));
+        this.answer(res, { kind: "response", upstream, status, headers, exchange, retries: 0 }, record, () =>
+          done("answered"),
+        );
         if (failed) this.#outliers.recordFailure(upstream.slot.id);
         else {
           this.#outliers.recordSuccess(upstream.slot.id);
@@ -154,7 +152,7 @@ export class Attempts {
   /** Writes an upstream's answer to the client; `done` runs once its body is through. */
   answer(
     res: OutgoingResponse,
-    answer: { upstream: Upstream; status: number; headers: string[]; exchange: Exchange; retries: number },
+    answer: UpstreamAnswer & { readonly retries: number },
     record: RecordFn,
     done: () => void,
   ): void {
