@@ -136,6 +136,21 @@ export class CellStore {
     );
   }
 
+  /**
+   * Consented failovers finished at or after `sinceMs` whose loss was not measured yet (no
+   * `lossFound` in their record), oldest first: what the loss watch must go on watching.
+   */
+  async unmeasuredConsents(
+    sinceMs: number,
+  ): Promise<{ cell: string; finishedAtMs: number; record: Record<string, unknown> }[]> {
+    const rows = await this.#db.query<{ cell: string; finished_at: Date; record: Record<string, unknown> }>(
+      `SELECT cell, finished_at, record FROM failovers
+       WHERE kind = 'consent' AND finished_at >= $1 AND NOT (record ? 'lossFound') ORDER BY id`,
+      [new Date(sinceMs)],
+    );
+    return rows.map((r) => ({ cell: r.cell, finishedAtMs: r.finished_at.getTime(), record: r.record }));
+  }
+
   /** Finished failovers of a cell (or all), newest first. */
   async history(
     cell: string | undefined,

@@ -15,11 +15,12 @@ import { type Decision, decideFailover, type Quorum } from "../failover/decision
 import { judgePrimary } from "../failover/detection.js";
 import { estimateLoss } from "../failover/estimate.js";
 import { RingfenceError } from "../lib/errors.js";
-import { formatLsn, parseLsn } from "../lib/lsn.js";
+import { formatLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import { type DurabilityPolicy, DurabilityWatch } from "./durability.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
+import { LossWatch } from "./loss-watch.js";
 import { Switchovers } from "./switchover.js";
 import type { WorldIndex } from "./world-index.js";
 
@@ -40,8 +41,7 @@ export class FailoverCoordinator {
   #noted = new Set<string>();
   readonly #switchovers: Switchovers;
   readonly #durability: DurabilityWatch;
-  /** Consented failovers whose missing standbys have not reported since: the loss is measured when they do. */
-  #lossWatch = new Map<string, { record: FailoverRecord; completedAtMs: number }>();
+  readonly #lossWatch: LossWatch;
 
   constructor(
     deps: { index: WorldIndex; cells: CellStore; evidence: Evidence; clock: () => number },
@@ -54,6 +54,7 @@ export class FailoverCoordinator {
     this.#options = options;
     this.#switchovers = new Switchovers({ ...deps, options, poke: () => this.poke() });
     this.#durability = new DurabilityWatch(deps);
+    this.#lossWatch = new LossWatch(deps);
   }
 
   /** The durability policy in force (see durability.ts). */
@@ -102,49 +103,9 @@ export class FailoverCoordinator {
 
   /** One pass over every cell. */
   async tick(): Promise<void> {
+    await this.#lossWatch.load();
     for (const state of await this.#cells.states()) await this.#step(state);
-    for (const [cell, watch] of this.#lossWatch) await this.#measureLoss(cell, watch);
-  }
-
-  /**
-   * After a consented failover, a missing standby that returns reports how far its own WAL went;
-   * what lies past the promoted position is what the failover lost. Recorded as an event and in
-   * the history record. (Kept in memory: a controller restart in between loses the measurement.)
-   */
-  async #measureLoss(cell: string, watch: { record: FailoverRecord; completedAtMs: number }): Promise<void> {
-    const promoted = parseLsn(watch.record.decision?.flushLsn);
-    const missing = watch.record.consent?.missing ?? [];
-    if (promoted === undefined || missing.length === 0 || this.#clock() - watch.completedAtMs > 3_600_000) {
-      this.#lossWatch.delete(cell);
-      return;
-    }
-    const found: Record<string, number> = {};
-    const oldTimeline = watch.record.consent?.timeline;
-    for (const slot of missing) {
-      const heard = this.#evidence.database(slot);
-      if (!heard || heard.atMs <= watch.completedAtMs) return; // not back yet
-      const end = parseLsn(heard.report.lsn) ?? parseLsn(heard.report.flushLsn);
-      if (end === undefined) return;
-      const timeline = heard.report.timeline;
-      // On the old timeline its WAL end is what it held; already on the new one, it followed the
-      // promoted standby without a rewind, so it held nothing past the fork.
-      const onOld =
-        oldTimeline === undefined || oldTimeline === null || timeline === null || timeline === undefined
-          ? true
-          : timeline <= oldTimeline;
-      found[slot] = onOld && end > promoted ? Number(end - promoted) : 0;
-    }
-    this.#lossWatch.delete(cell);
-    const bytes = Math.max(0, ...Object.values(found));
-    await this.#cells.annotate(cell, watch.record.startedAtMs, { lossFound: found });
-    await this.#cells.update(cell, {}, [
-      event(
-        "failover.loss-measured",
-        cell,
-        `the standbys missing at the consented failover of ${cell} are back: ${bytes} bytes of WAL past the promoted position were lost (estimated ${watch.record.estimate?.bytes ?? "?"} bytes)`,
-        { lossFound: found, bytes, estimate: watch.record.estimate ?? null },
-      ),
-    ]);
+    await this.#lossWatch.pass();
   }
 
   async #step(state: CellFailoverState): Promise<void> {
@@ -261,7 +222,7 @@ export class FailoverCoordinator {
           ],
           { kind: record.kind, startedAtMs: record.startedAtMs, record: done },
         );
-        if (record.kind === "consent") this.#lossWatch.set(cell, { record, completedAtMs: now });
+        if (record.kind === "consent") this.#lossWatch.watch(cell, record, now);
         return;
       }
       default:

@@ -226,16 +226,21 @@ export function openSse(url: string, token: string): Promise<SseClient> {
 
 /**
  * A controller on a fresh real control database, on loopback port 0, with the test tokens; `stop`
- * closes the controller and then stops PostgreSQL, even when closing fails.
+ * closes the controller and then stops PostgreSQL, even when closing fails; `restart` closes the
+ * controller and starts another on the same database (what survives is what the database holds).
  */
 export async function startTestController(
   options: Omit<ControllerOptions, "tokens" | "database" | "clock"> & { readonly clock: ManualClock },
-): Promise<{ cluster: TestCluster; controller: Controller; stop(): Promise<void> }> {
+): Promise<{
+  cluster: TestCluster;
+  controller: Controller;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}> {
   const cluster = await startTestCluster();
   const { clock, ...rest } = options;
-  let controller: Controller;
-  try {
-    controller = await startController({
+  const start = () =>
+    startController({
       host: "127.0.0.1",
       port: 0,
       ...rest,
@@ -243,13 +248,18 @@ export async function startTestController(
       database: { host: cluster.primary.host, port: cluster.primary.port },
       clock: clock.now,
     });
+  let controller: Controller;
+  try {
+    controller = await start();
   } catch (err) {
     await cluster.stop();
     throw err;
   }
   return {
     cluster,
-    controller,
+    get controller() {
+      return controller;
+    },
     stop: async () => {
       try {
         await controller.close();
@@ -257,12 +267,18 @@ export async function startTestController(
         await cluster.stop();
       }
     },
+    restart: async () => {
+      await controller.close();
+      controller = await start();
+    },
   };
 }
 
 /** A test controller for one test file, started before its tests and stopped after them. */
 export interface ControllerFixture {
   readonly controller: Controller;
+  /** Closes the controller and starts another on the same control database. */
+  restart(): Promise<void>;
   /** Injects a request (no socket) with `token` as bearer; the body parsed, undefined when empty. */
   call(
     method: "GET" | "POST" | "DELETE",
@@ -287,6 +303,10 @@ export function useTestController(options: Parameters<typeof startTestController
   return {
     get controller() {
       return controller();
+    },
+    async restart() {
+      if (!fixture) throw new Error("the test controller did not start");
+      await fixture.restart();
     },
     async call(method, url, token, payload) {
       const res = await controller().app.inject({
