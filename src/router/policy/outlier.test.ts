@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { type EjectionEvent, OutlierDetector, type OutlierOptions, type ReturnEvent } from "./outlier.js";
+import {
+  type EjectionEvent,
+  ejectionCap,
+  OutlierDetector,
+  type OutlierOptions,
+  type ReturnEvent,
+} from "./outlier.js";
 
 function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -207,6 +213,17 @@ test("unregister and re-register keep pool accounting right", () => {
   assert.equal(d.inspect("new")?.pool, "default");
 });
 
+test("the ejection cap: max(1, ⌊ratio × size⌋), a product a hair under a whole number counting as it", () => {
+  assert.equal(ejectionCap(0.5, 3), 1);
+  assert.equal(ejectionCap(0.5, 4), 2);
+  assert.equal(ejectionCap(0, 4), 1, "one upstream may always be ejected");
+  assert.equal(ejectionCap(1, 4), 4);
+  assert.equal(0.29 * 100 < 29, true, "floating point makes 0.29 × 100 a hair under 29");
+  assert.equal(ejectionCap(0.29, 100), 29);
+  assert.equal(ejectionCap(0.9999999995, 2), 2, "within 1e-9 of 2");
+  assert.equal(ejectionCap(0.999999, 2), 1);
+});
+
 type Op =
   | { kind: "fail" | "ok"; upstream: number }
   | { kind: "tick"; ms: number }
@@ -253,10 +270,7 @@ test("property: ejected upstreams per pool never exceed max(1, ⌊ratio × size�
           }
           poolSizes.forEach((size, p) => {
             const out = d.ejected(`pool${p}`).length;
-            assert.ok(
-              out <= Math.max(1, Math.floor(maxEjectionRatio * size)),
-              `pool${p}: ${out} of ${size} out`,
-            );
+            assert.ok(out <= ejectionCap(maxEjectionRatio, size), `pool${p}: ${out} of ${size} out`);
           });
         }
       },

@@ -120,10 +120,17 @@ class Pool {
   }
 }
 
+/** How many of a pool's `size` upstreams may be ejected at once under `ratio`. */
+export function ejectionCap(ratio: number, size: number): number {
+  return Math.max(1, Math.floor(ratio * size + 1e-9));
+}
+
 /**
  * Ejects upstreams that fail `consecutiveFailures` times in a row or at least `failureRatio` of
  * `minRequests`+ requests over `intervalMs`, for `baseEjectionMs` × ejections (capped), at most
- * max(1, ⌊maxEjectionRatio × pool size⌋) per pool at once. Outcomes reported for an ejected
+ * max(1, ⌊maxEjectionRatio × pool size⌋) per pool at once (a product within 1e-9 under a whole
+ * number counts as it, so that 0.29 × 100 allows 29 whatever floating point makes of it: see
+ * {@link ejectionCap}). Outcomes reported for an ejected
  * upstream are ignored: it is neither re-ejected nor its multiplier raised while it is out.
  */
 export class OutlierDetector {
@@ -337,7 +344,7 @@ export class OutlierDetector {
   #tryEject(u: Upstream, now: number, reason: EjectionReason): void {
     const pool = u.pool;
     if (now >= pool.nextReturn) this.#sweep(pool, now);
-    const allowed = Math.max(1, Math.floor(this.maxEjectionRatio * pool.members.size + 1e-9));
+    const allowed = ejectionCap(this.maxEjectionRatio, pool.members.size);
     if (pool.ejected >= allowed) {
       // Keep the counters: the next failure asks again, and succeeds once capacity frees up.
       this.#ejectionsRefused++;
