@@ -8,7 +8,7 @@ import { RingfenceError } from "../lib/errors.js";
 import type { Drain } from "../world/contracts.js";
 import { call } from "./controller-client.js";
 import { EXIT, type Io } from "./output.js";
-import { DEFAULT_STATE_DIR } from "./world.js";
+import { DEFAULT_STATE_DIR } from "./paths.js";
 
 interface Flags {
   stateDir: string;

@@ -24,7 +24,7 @@ import {
   usersService,
 } from "../load/world.js";
 import { EXIT, type Io } from "./output.js";
-import { DEFAULT_STATE_DIR } from "./world.js";
+import { DEFAULT_STATE_DIR } from "./paths.js";
 
 interface LoadFlags {
   rps: string;

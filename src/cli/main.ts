@@ -3,21 +3,48 @@
  * The `ringfence` command.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Command, CommanderError } from "commander";
-import { PACKAGE_ROOT } from "../topology/load.js";
-import { registerDemo } from "./demo.js";
-import { registerDrain } from "./drain.js";
-import { registerFailover } from "./failover.js";
-import { registerLoad } from "./load.js";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
-import { registerPlan } from "./plan.js";
-import { registerWorld } from "./world.js";
+
+type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
+
+/**
+ * Every command group and the commands it registers, loaded only when asked for: a service
+ * instance started as `ringfence demo directory` or an agent started as `ringfence agent` loads
+ * its own code and not the planner's, the load generator's or the supervisor's (each world runs
+ * dozens of these processes, so what one of them loads is paid for dozens of times in start-up
+ * time and memory). Help, `--version` and unknown commands load every group.
+ */
+const GROUPS: readonly { readonly commands: readonly string[]; readonly load: () => Promise<Register> }[] = [
+  { commands: ["plan"], load: async () => (await import("./plan.js")).registerPlan },
+  { commands: ["up", "down", "status"], load: async () => (await import("./world.js")).registerWorld },
+  {
+    commands: ["world-supervisor", "controller", "agent", "router"],
+    load: async () => (await import("./roles.js")).registerRoles,
+  },
+  { commands: ["demo"], load: async () => (await import("./demo.js")).registerDemo },
+  {
+    commands: ["drain", "undrain", "drains"],
+    load: async () => (await import("./drain.js")).registerDrain,
+  },
+  {
+    commands: ["failover", "switchover"],
+    load: async () => (await import("./failover.js")).registerFailover,
+  },
+  { commands: ["load", "audit"], load: async () => (await import("./load.js")).registerLoad },
+];
+
+/** The groups `argv` needs: the one naming its command, or all of them. */
+function groupsFor(argv: readonly string[]): typeof GROUPS {
+  const name = argv[0];
+  const group = GROUPS.find((g) => name !== undefined && g.commands.includes(name));
+  return group ? [group] : GROUPS;
+}
 
 /** Runs the CLI with `argv` (without node and script) and resolves with the exit code. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const version = (
-    JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }
+    JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
   ).version;
   let exitCode: number = EXIT.ok;
   const program = new Command()
@@ -32,12 +59,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   const setExit = (code: number) => {
     exitCode = code;
   };
-  registerPlan(program, io, setExit);
-  registerWorld(program, io, setExit);
-  registerDemo(program);
-  registerDrain(program, io, setExit);
-  registerFailover(program, io, setExit);
-  registerLoad(program, io, setExit);
+  for (const group of groupsFor(argv)) (await group.load())(program, io, setExit);
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (err) {

@@ -1,14 +1,12 @@
 /**
- * `ringfence up`, `down` and `status`, and the roles the world's supervisor starts as child
- * processes (`controller`, `agent`, `router`, `world-supervisor`).
+ * `ringfence up`, `down` and `status`, and the world's supervisor that `up` runs (in the
+ * foreground, or detached as the hidden `world-supervisor` role, see roles.ts).
  */
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import pc from "picocolors";
-import { Agent } from "../agent/agent.js";
 import { RingfenceError } from "../lib/errors.js";
 import { loadTopology } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
@@ -21,28 +19,13 @@ import {
 } from "../world/orphans.js";
 import { runningSupervisor } from "../world/pid-files.js";
 import { StateDir } from "../world/state.js";
-import { World, type WorldSummary } from "../world/supervisor.js";
 import { EXIT, type Io } from "./output.js";
+import { RINGFENCE_BIN } from "./paths.js";
 import { renderStatus } from "./status.js";
-
-/** The ringfence CLI script (this package's bin), used to start the other roles. */
-export const RINGFENCE_BIN = join(dirname(fileURLToPath(import.meta.url)), "main.js");
-export const DEFAULT_STATE_DIR = ".ringfence";
-
-interface WorldFlags {
-  stateDir: string;
-  topology?: string;
-  detach?: boolean;
-  addressBase?: string;
-  json?: boolean;
-}
+import { addressBase, runSupervisor, STATE_OPTION, type WorldFlags } from "./supervise.js";
 
 export function registerWorld(program: Command, io: Io, setExit: (code: number) => void): void {
-  const stateOption = [
-    "--state-dir <dir>",
-    "where the world keeps its data, logs and tokens",
-    DEFAULT_STATE_DIR,
-  ] as const;
+  const stateOption = STATE_OPTION;
   program
     .command("up")
     .description("start a local multi-region world (bundled default topology unless --topology)")
@@ -64,72 +47,11 @@ export function registerWorld(program: Command, io: Io, setExit: (code: number) 
     .option(...stateOption)
     .option("--json", "print the status as JSON")
     .action(async (flags: WorldFlags) => setExit(await status(flags, io)));
-  program
-    .command("world-supervisor", { hidden: true })
-    .option(...stateOption)
-    .option("--topology <file>")
-    .option("--address-base <n>", "", "0")
-    .action(async (flags: WorldFlags) => setExit(await runSupervisor(flags, io, false)));
-  program
-    .command("controller", { hidden: true })
-    .description("run the controller of a local world")
-    .option(...stateOption)
-    .action(async (flags: WorldFlags) => runController(flags));
-  program
-    .command("agent", { hidden: true })
-    .description("run the agent of one zone of a local world")
-    .option(...stateOption)
-    .requiredOption("--zone <zone>", "zone id, e.g. us-east/a")
-    .action(async (flags: WorldFlags & { zone: string }) => runAgent(flags, io));
-  program
-    .command("router", { hidden: true })
-    .description("run the router of one region of a local world")
-    .option(...stateOption)
-    .requiredOption("--region <region>", "region name")
-    .action(async (flags: WorldFlags & { region: string }) => runRouter(flags, io));
-}
-
-function addressBase(flags: WorldFlags): number {
-  const n = Number(flags.addressBase ?? "0");
-  if (!Number.isInteger(n) || n < 0 || n > 255) {
-    throw new RingfenceError(
-      "RINGFENCE_USAGE",
-      `--address-base: must be a whole number from 0 to 255, got "${flags.addressBase}"`,
-    );
-  }
-  return n;
 }
 
 async function up(flags: WorldFlags, io: Io): Promise<number> {
   if (flags.detach) return await upDetached(flags, io);
   return await runSupervisor(flags, io, true);
-}
-
-/** Runs the world in this process until SIGINT/SIGTERM. */
-async function runSupervisor(flags: WorldFlags, io: Io, foreground: boolean): Promise<number> {
-  const world = new World({
-    stateDir: flags.stateDir,
-    ...(flags.topology === undefined ? {} : { topology: flags.topology }),
-    addressBase: addressBase(flags),
-    ringfenceBin: RINGFENCE_BIN,
-    progress: (line) => io.stderr(`${line}\n`),
-  });
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= world.stop();
-    return stopping;
-  };
-  const onSignal = () => {
-    void stop().then(() => process.exit(0));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  const summary = await world.start();
-  io.stdout(`${renderSummary(summary, io.isTTY, foreground)}\n`);
-  // The supervisor of a detached world tells `up --detach` it is ready.
-  if (!foreground) io.stderr("READY\n");
-  await new Promise<void>(() => {}); // until a signal stops the world
-  return EXIT.ok;
 }
 
 async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
@@ -275,92 +197,4 @@ async function status(flags: WorldFlags, io: Io): Promise<number> {
     );
   io.stdout(flags.json ? `${JSON.stringify(body, null, 2)}\n` : `${renderStatus(body, io.isTTY)}\n`);
   return EXIT.ok;
-}
-
-function renderSummary(s: WorldSummary, color: boolean, foreground: boolean): string {
-  const c = pc.createColors(color);
-  return [
-    "",
-    c.bold(`ringfence world up in ${(s.startedInMs / 1000).toFixed(1)} s`) + c.dim(` (${s.topology})`),
-    "",
-    ...s.routers.map((r) => `  router ${r.region.padEnd(12)} ${r.url}`),
-    `  controller        ${s.controller}`,
-    `  tokens            ${s.tokensFile} (reader, operator, agent; mode 0600)`,
-    `  state and logs    ${s.stateDir}`,
-    "",
-    `  try:  curl -X PUT -H 'X-Tenant: acme' -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}' ${s.routers[0]?.url}/users/ada`,
-    `        curl -H 'X-Tenant: acme' ${s.routers[1]?.url ?? s.routers[0]?.url}/users/ada`,
-    `        ringfence status${s.stateDir.endsWith(DEFAULT_STATE_DIR) ? "" : ` --state-dir ${s.stateDir}`}`,
-    foreground ? "  stop: Ctrl-C, or `ringfence down` from another terminal" : "  stop: ringfence down",
-  ].join("\n");
-}
-
-/** Loads what every role needs from the state directory. */
-function loadWorld(stateDir: string) {
-  const state = new StateDir(stateDir);
-  const world = state.readConfig();
-  const topology = loadTopology(world.topologyFile);
-  const layout = buildLayout(topology, world.addressBase);
-  return { state, world, topology, layout, tokens: state.tokens() };
-}
-
-function onStop(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = () => {
-    if (stopping) return;
-    stopping = true;
-    void stop().finally(() => process.exit(0));
-  };
-  process.on("SIGTERM", handler);
-  process.on("SIGINT", handler);
-}
-
-async function runController(flags: WorldFlags): Promise<void> {
-  const { topology, layout, tokens } = loadWorld(flags.stateDir);
-  const { startController } = await import("../controller/server.js");
-  const controller = await startController({ topology, layout, tokens, database: layout.controlDatabase });
-  onStop(() => controller.close());
-}
-
-async function runAgent(flags: WorldFlags & { zone: string }, io: Io): Promise<void> {
-  const { state, world, topology, layout, tokens } = loadWorld(flags.stateDir);
-  if (!layout.zones.some((z) => z.id === flags.zone)) {
-    throw new RingfenceError(
-      "RINGFENCE_USAGE",
-      `--zone: unknown zone "${flags.zone}"; use one of ${layout.zones.map((z) => z.id).join(", ")}`,
-    );
-  }
-  const agent = new Agent({
-    zone: flags.zone,
-    state,
-    world,
-    topology,
-    layout,
-    controllerUrl: `http://${layout.controller.host}:${layout.controller.port}`,
-    agentToken: tokens.agent,
-    ringfenceBin: RINGFENCE_BIN,
-    log: (line) => io.stdout(`${new Date().toISOString()} ${line}\n`),
-  });
-  await agent.start();
-  onStop(() => agent.stop());
-}
-
-async function runRouter(flags: WorldFlags & { region: string }, io: Io): Promise<void> {
-  const { state, topology, layout, tokens } = loadWorld(flags.stateDir);
-  if (!layout.regions.some((r) => r.name === flags.region)) {
-    throw new RingfenceError(
-      "RINGFENCE_USAGE",
-      `--region: unknown region "${flags.region}"; use one of ${layout.regions.map((r) => r.name).join(", ")}`,
-    );
-  }
-  const { runRouterProcess } = await import("../router/main.js");
-  const router = await runRouterProcess({
-    region: flags.region,
-    state,
-    topology,
-    layout,
-    tokens,
-    log: (line) => io.stdout(`${new Date().toISOString()} ${line}\n`),
-  });
-  onStop(() => router.stop());
 }

@@ -14,7 +14,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { RINGFENCE_BIN } from "../cli/world.js";
+import { RINGFENCE_BIN } from "../cli/paths.js";
 import { queryOnce } from "../lib/postgres.js";
 import { PACKAGE_ROOT } from "../topology/load.js";
 import type { CellState } from "./contracts.js";

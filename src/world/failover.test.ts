@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { RINGFENCE_BIN } from "../cli/world.js";
+import { RINGFENCE_BIN } from "../cli/paths.js";
 import { queryOnce } from "../lib/postgres.js";
 import { signalTree } from "../lib/proctree.js";
 import { startTestWorld, type TestWorld, waitFor } from "./world-testing.js";

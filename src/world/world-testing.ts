@@ -6,7 +6,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RINGFENCE_BIN } from "../cli/world.js";
+import { RINGFENCE_BIN } from "../cli/paths.js";
 import type { CellState } from "./contracts.js";
 import { probeTenants, World } from "./supervisor.js";
 

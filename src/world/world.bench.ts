@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RINGFENCE_BIN } from "../cli/world.js";
+import { RINGFENCE_BIN } from "../cli/paths.js";
 import { startTestCluster } from "../lib/postgres-testing.js";
 import { processTree } from "../lib/proctree.js";
 

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { RINGFENCE_BIN } from "../cli/world.js";
+import { RINGFENCE_BIN } from "../cli/paths.js";
 import { queryOnce } from "../lib/postgres.js";
 import { signalTree } from "../lib/proctree.js";
 import type { World } from "./supervisor.js";
