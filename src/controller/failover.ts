@@ -37,6 +37,8 @@ export class FailoverCoordinator {
   #running: Promise<void> | undefined;
   /** The last pass's failure, shown by `GET /v1/failover` until a pass succeeds. */
   lastError: { readonly message: string; readonly atMs: number } | undefined;
+  /** When (by the controller's clock) the last pass that completed began; undefined before the first. */
+  reconciledAtMs: number | undefined;
   #again = false;
   /** Cells whose "no candidate" was already logged during the current failover. */
   #noted = new Set<string>();
@@ -85,9 +87,11 @@ export class FailoverCoordinator {
       this.#again = true;
       return;
     }
+    const startedAtMs = this.#clock();
     this.#running = this.tick()
       .then(() => {
         this.lastError = undefined;
+        this.reconciledAtMs = startedAtMs;
       })
       .catch((err: Error) => {
         // Most often the control database is away: the next tick tries again.
