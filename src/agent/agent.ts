@@ -2,11 +2,12 @@
  * The agent of one zone: runs what the controller places there (the zone's PostgreSQL instances,
  * writer endpoints and service instances), restarts what dies, probes health and replication, keeps
  * each database in the role the desired state gives it (promotion, repointing, rewind), probes the
- * cells' primaries in other regions every half second, and heartbeats to the controller every
- * second, and at once when something the controller waits for changed.
+ * cells' primaries in other regions (every half second for the default `failover.detection`, see
+ * failover/settings.ts), and heartbeats to the controller every second, and at once when something
+ * the controller waits for changed.
  *
  * Three loops: the desired state by long poll (applied as soon as the controller changes it), a 1 s
- * tick (probes, role reconciliation, heartbeat), and the observer's 500 ms probes. When the
+ * tick (probes, role reconciliation, heartbeat), and the observer's probes. When the
  * controller is unreachable the agent keeps running from its last-known desired state, persisted on
  * disk (static stability).
  */
@@ -84,8 +85,13 @@ export class Agent {
       onAnswer: (desired, changed) => this.#onDesired(desired, changed),
       onFailure: (err) => this.#onDesiredFailure(err),
     });
+    // The probe timing is what the topology's failover.detection compiled to (failover/settings.ts).
+    const { probeIntervalMs, probeTimeoutMs } = options.topology.failover.detection;
     this.#observer = new PrimaryObserver({
       targets: () => this.#observerTargets(),
+      intervalMs: probeIntervalMs,
+      connectTimeoutMs: probeTimeoutMs,
+      queryTimeoutMs: probeTimeoutMs,
       onChange: () => this.#beats.request(),
     });
   }

@@ -4,7 +4,7 @@
  *
  * - `strict` (the default): writes wait until one returns. An event says so
  *   (`durability.writes-waiting`), and another when a standby streams again (`durability.restored`).
- * - `available`: after `graceMs` (default 2 s) without one, the cell drops to asynchronous commit
+ * - `available`: after `topology.failover.asyncAfterMs` (2 s) without one, the cell drops to asynchronous commit
  *   (`commit: async` in the desired state; the primary's agent clears `synchronous_standby_names`),
  *   with `durability.async`; once a standby streams again the cell returns to quorum commit with
  *   `durability.quorum`. Writes acknowledged meanwhile exist on the primary alone: a failover then
@@ -20,13 +20,10 @@ import type { WorldIndex } from "./world-index.js";
 
 export type DurabilityPolicy = "strict" | "available";
 
-/** A world's policy: `available` only when every service asks for it. */
+/** A world's policy: `available` only when every service asks for it (compiled: `topology.failover.durability`). */
 export function durabilityPolicy(topology: Topology): DurabilityPolicy {
-  const services = topology.services;
-  return services.length > 0 && services.every((s) => s.durability === "available") ? "available" : "strict";
+  return topology.failover.durability;
 }
-
-const GRACE_MS = 2_000;
 
 export class DurabilityWatch {
   readonly #index: WorldIndex;
@@ -44,9 +41,7 @@ export class DurabilityWatch {
     this.#cells = deps.cells;
     this.#evidence = deps.evidence;
     this.#clock = deps.clock;
-    const services = deps.index.topology.services;
-    this.#policy =
-      services.length > 0 && services.every((s) => s.durability === "available") ? "available" : "strict";
+    this.#policy = durabilityPolicy(deps.index.topology);
   }
 
   /** The policy in force for every cell of this world. */
@@ -59,7 +54,8 @@ export class DurabilityWatch {
     if (this.#index.topology.cells.syncQuorum === 0) return;
     const { cell } = state.cell;
     const primary = this.#evidence.database(`${cell}/${state.cell.primary}`);
-    if (primary?.report.role !== "primary" || this.#clock() - primary.atMs > 3_000) return;
+    const { detection, asyncAfterMs } = this.#index.topology.failover;
+    if (primary?.report.role !== "primary" || this.#clock() - primary.atMs > detection.freshMs) return;
     const streaming = primary.report.standbys.filter((s) => s.state === "streaming").length;
     const now = this.#clock();
     const async = state.cell.commit === "async";
@@ -103,7 +99,7 @@ export class DurabilityWatch {
       ]);
       return;
     }
-    if (async || now - since < GRACE_MS) return;
+    if (async || now - since < asyncAfterMs) return;
     await this.#cells.update(cell, { commit: "async" }, [
       event(
         "durability.async",

@@ -2,13 +2,13 @@
  * What the failover reconciler and switchovers share: their options, the record of a failover or
  * switchover under way (stored on the cell, then in the history), and how their events look.
  */
-import type { DetectionOptions } from "../failover/detection.js";
 import type { NewEvent } from "./store-records.js";
 
+/**
+ * The reconciler's own timing. Everything the topology says (detection, promotion, failback, durability)
+ * is read from the compiled topology, never from here: `topology.failover`.
+ */
 export interface FailoverOptions {
-  readonly detection?: DetectionOptions;
-  /** How long to wait for every standby's position before deciding with those that answered. Default 2.5 s. */
-  readonly positionWaitMs?: number;
   /** How often cells are looked at. Default 250 ms. */
   readonly tickMs?: number;
   /** How long a switchover may wait for the target to catch up before it gives up. Default 10 s. */

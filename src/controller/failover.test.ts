@@ -18,7 +18,7 @@ const api = useTestController({
   layout,
   heartbeatTimeoutMs: 3_000,
   clock,
-  failover: { positionWaitMs: 2_000, tickMs: 50, switchoverTimeoutMs: 5_000 },
+  failover: { tickMs: 50, switchoverTimeoutMs: 5_000 },
 });
 
 const enc = encodeURIComponent;

@@ -1,6 +1,7 @@
 /**
  * The failover reconciler: every quarter second, and right after each heartbeat, it moves each cell
- * through its failover cycle using the rules in `src/failover/`:
+ * through its failover cycle using the rules in `src/failover/`, with the numbers the topology
+ * compiled (`topology.failover`: detection settings, promotion budget, failback window):
  *
  *   serving ──(observers in 2 other regions agree the primary is gone)──▶ failing-over: fenced
  *   failing-over ──(standby positions in: zero loss provable)──────────▶ promoting: new primary, epoch + 1
@@ -24,7 +25,7 @@ import { LossWatch } from "./loss-watch.js";
 import { Switchovers } from "./switchover.js";
 import type { WorldIndex } from "./world-index.js";
 
-const DEFAULTS = { positionWaitMs: 2_500, tickMs: 250 } as const;
+const TICK_MS = 250;
 
 export class FailoverCoordinator {
   readonly #index: WorldIndex;
@@ -36,6 +37,8 @@ export class FailoverCoordinator {
   #running: Promise<void> | undefined;
   /** The last pass's failure, shown by `GET /v1/failover` until a pass succeeds. */
   lastError: { readonly message: string; readonly atMs: number } | undefined;
+  /** When (by the controller's clock) the last pass that completed began; undefined before the first. */
+  reconciledAtMs: number | undefined;
   #again = false;
   /** Cells whose "no candidate" was already logged during the current failover. */
   #noted = new Set<string>();
@@ -68,7 +71,7 @@ export class FailoverCoordinator {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.poke(), this.#options.tickMs ?? DEFAULTS.tickMs);
+    this.#timer = setInterval(() => this.poke(), this.#options.tickMs ?? TICK_MS);
     this.#timer.unref();
   }
 
@@ -84,9 +87,11 @@ export class FailoverCoordinator {
       this.#again = true;
       return;
     }
+    const startedAtMs = this.#clock();
     this.#running = this.tick()
       .then(() => {
         this.lastError = undefined;
+        this.reconciledAtMs = startedAtMs;
       })
       .catch((err: Error) => {
         // Most often the control database is away: the next tick tries again.
@@ -117,7 +122,7 @@ export class FailoverCoordinator {
         const verdict = judgePrimary(
           this.#evidence.primary(cell, state.cell.primary),
           now,
-          this.#options.detection,
+          this.#index.topology.failover.detection,
         );
         if (verdict.state !== "failed") {
           await this.#durability.check(state);
@@ -152,7 +157,7 @@ export class FailoverCoordinator {
         if (await this.#abortIfBack(state, record, now)) return;
         const standbys = this.#evidence.standbys(cell, record.from, record.startedAtMs);
         const allIn = standbys.every((s) => s.flushLsn !== undefined);
-        const waited = now - record.startedAtMs >= (this.#options.positionWaitMs ?? DEFAULTS.positionWaitMs);
+        const waited = now - record.startedAtMs >= this.#index.topology.failover.positionWaitMs;
         if (state.phase === "failing-over" && !allIn && !waited) return;
         const decision = this.#decide(cell, record, now);
         if (decision.kind === "promote") return await this.#promote(state, record, decision, now);
@@ -300,7 +305,7 @@ export class FailoverCoordinator {
     const verdict = judgePrimary(
       this.#evidence.primary(state.cell.cell, record.from),
       now,
-      this.#options.detection,
+      this.#index.topology.failover.detection,
     );
     if (verdict.state !== "healthy") return false;
     const steps = { ...record.steps, aborted: now };

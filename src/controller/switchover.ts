@@ -190,7 +190,7 @@ export class Switchovers {
     }
     if (topology.failover.failback === "manual" || topology.failover.manualFailback.includes(home.index))
       return;
-    const freshMs = this.#options.detection?.freshMs ?? 3_000;
+    const freshMs = topology.failover.detection.freshMs;
     const standby = this.#evidence.database(`${cell}/${home.home}`);
     const primary = this.#evidence.database(`${cell}/${state.cell.primary}`);
     const standbyFlush = standby ? parseLsn(standby.report.flushLsn ?? standby.report.lsn) : undefined;

@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { judgePrimary, type PrimaryEvidence, type Probe } from "./detection.js";
+import { detectionSettings } from "./settings.js";
 
 const NOW = 1_000_000;
+/** What the default `failover.detection: 3s` compiles to: 2 regions, 2 failures (1), 3 s fresh. */
+const OPTIONS = detectionSettings(3_000);
 const probe = (region: string, ok: boolean, consecutiveFailures = ok ? 0 : 2, ageMs = 500): Probe => ({
   observer: `${region}/a`,
   region,
@@ -19,34 +22,47 @@ const evidence = (probes: Probe[], agent?: { databaseUp: boolean; ageMs?: number
 });
 
 test("observers in two other regions agree: failed, even while the primary's own agent says it is fine (a partitioned region)", () => {
-  const v = judgePrimary(evidence([probe("r2", false), probe("r3", false)], { databaseUp: true }), NOW);
+  const v = judgePrimary(
+    evidence([probe("r2", false), probe("r3", false)], { databaseUp: true }),
+    NOW,
+    OPTIONS,
+  );
   assert.equal(v.state, "failed");
   assert.deepEqual(v.state === "failed" && [...v.regions].sort(), ["r2", "r3"]);
 });
 
 test("one observer region cut off while another reaches the primary: not failed", () => {
-  assert.equal(judgePrimary(evidence([probe("r2", false), probe("r3", true)]), NOW).state, "suspect");
+  assert.equal(
+    judgePrimary(evidence([probe("r2", false), probe("r3", true)]), NOW, OPTIONS).state,
+    "suspect",
+  );
 });
 
 test("only one other region reporting: not failed (two are needed)", () => {
-  assert.equal(judgePrimary(evidence([probe("r2", false)]), NOW).state, "suspect");
+  assert.equal(judgePrimary(evidence([probe("r2", false)]), NOW, OPTIONS).state, "suspect");
 });
 
 test("the controller hears nothing fresh (it is the one cut off): not failed", () => {
   const stale = [probe("r2", false, 5, 10_000), probe("r3", false, 5, 10_000)];
-  assert.notEqual(judgePrimary(evidence(stale, { databaseUp: false, ageMs: 10_000 }), NOW).state, "failed");
+  assert.notEqual(
+    judgePrimary(evidence(stale, { databaseUp: false, ageMs: 10_000 }), NOW, OPTIONS).state,
+    "failed",
+  );
 });
 
 test("one failed probe each is enough when the primary's agent reports the database down", () => {
   const probes = [probe("r2", false, 1), probe("r3", false, 1)];
-  assert.equal(judgePrimary(evidence(probes), NOW).state, "suspect");
-  assert.equal(judgePrimary(evidence(probes, { databaseUp: false }), NOW).state, "failed");
+  assert.equal(judgePrimary(evidence(probes), NOW, OPTIONS).state, "suspect");
+  assert.equal(judgePrimary(evidence(probes, { databaseUp: false }), NOW, OPTIONS).state, "failed");
 });
 
 test("a region counts only when all its fresh observers agree; probes from the primary's own region do not count", () => {
   const split = [probe("r2", false), { ...probe("r2", false, 1), observer: "r2/b" }, probe("r3", false)];
-  assert.equal(judgePrimary(evidence(split), NOW).state, "suspect");
-  assert.equal(judgePrimary(evidence([probe("r1", false), probe("r2", false)]), NOW).state, "suspect");
+  assert.equal(judgePrimary(evidence(split), NOW, OPTIONS).state, "suspect");
+  assert.equal(
+    judgePrimary(evidence([probe("r1", false), probe("r2", false)]), NOW, OPTIONS).state,
+    "suspect",
+  );
 });
 
 const arbitraryProbe = fc.record({
@@ -66,7 +82,7 @@ test("property: failed only with two agreeing other regions, never when any othe
         consecutiveFailures: p.ok ? 0 : p.consecutiveFailures,
         atMs: NOW - p.ageMs,
       }));
-      const v = judgePrimary(evidence(probes, { databaseUp: !agentDown }), NOW);
+      const v = judgePrimary(evidence(probes, { databaseUp: !agentDown }), NOW, OPTIONS);
       const fresh = probes.filter((p) => p.region !== "r1" && NOW - p.atMs <= 3_000);
       if (fresh.some((p) => p.ok)) assert.notEqual(v.state, "failed");
       if (v.state === "failed") {

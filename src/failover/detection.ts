@@ -2,13 +2,14 @@
  * When a cell's primary counts as failed. Pure: it sees what agents reported and the time, nothing
  * else, so the rule can be tested exhaustively.
  *
- * Observers (the agents of other regions) probe every primary through the WAN each second and report
- * in their heartbeats. The primary is declared failed only when observers in at least
- * `observerRegions` (default 2) other regions agree it is unreachable, each with fresh reports and
- * `failuresToDeclare` failed probes in a row, and no fresh report from any other region reaches it.
- * The primary's own agent is not needed for the verdict (its region may be partitioned away with
- * the primary still running, and that must fail over), but when it says the database is down the
- * observers need only one failed probe each, which makes a dead region fail over a second sooner.
+ * Observers (the agents of other regions) probe every primary through the WAN and report in their
+ * heartbeats. The primary is declared failed only when observers in at least `observerRegions`
+ * other regions agree it is unreachable, each with fresh reports and `failuresToDeclare` failed
+ * probes in a row, and no fresh report from any other region reaches it. The primary's own agent is
+ * not needed for the verdict (its region may be partitioned away with the primary still running,
+ * and that must fail over), but when it says the database is down the observers need only
+ * `failuresWhenAgentDown` failed probes each, which makes a dead database fail over sooner.
+ * Every number comes from the topology's `failover.detection` (see settings.ts).
  *
  * What this protects against: a partition that isolates only the controller leaves it with no fresh
  * reports at all, so nothing is declared; a partition between the primary and one observer leaves
@@ -39,13 +40,16 @@ export interface PrimaryEvidence {
   readonly probes: readonly Probe[];
 }
 
+/** The rule's numbers: `topology.failover.detection`, derived from `failover.detection` (settings.ts). */
 export interface DetectionOptions {
-  /** Distinct other regions whose observers must agree. Default 2. */
-  readonly observerRegions?: number;
-  /** Failed probes in a row each observer needs. Default 2 (1 when the primary's agent says it is down). */
-  readonly failuresToDeclare?: number;
-  /** How old a report may be and still count. Default 3 s. */
-  readonly freshMs?: number;
+  /** Distinct other regions whose observers must agree. */
+  readonly observerRegions: number;
+  /** Failed probes in a row each observer needs. */
+  readonly failuresToDeclare: number;
+  /** Failed probes in a row each observer needs when the primary's agent says its database is down. */
+  readonly failuresWhenAgentDown: number;
+  /** How old a report may be and still count, in ms. */
+  readonly freshMs: number;
 }
 
 export type Verdict =
@@ -53,19 +57,13 @@ export type Verdict =
   | { readonly state: "suspect"; readonly reason: string }
   | { readonly state: "failed"; readonly reason: string; readonly regions: readonly string[] };
 
-export const DETECTION_DEFAULTS = { observerRegions: 2, failuresToDeclare: 2, freshMs: 3_000 } as const;
-
 /** Judges one primary from the evidence at `nowMs`. */
-export function judgePrimary(
-  evidence: PrimaryEvidence,
-  nowMs: number,
-  options: DetectionOptions = {},
-): Verdict {
-  const needed = options.observerRegions ?? DETECTION_DEFAULTS.observerRegions;
-  const freshMs = options.freshMs ?? DETECTION_DEFAULTS.freshMs;
+export function judgePrimary(evidence: PrimaryEvidence, nowMs: number, options: DetectionOptions): Verdict {
+  const needed = options.observerRegions;
+  const freshMs = options.freshMs;
   const agentFresh = evidence.agent !== undefined && nowMs - evidence.agent.atMs <= freshMs;
   const agentSaysDown = agentFresh && evidence.agent?.databaseUp === false;
-  const failures = agentSaysDown ? 1 : (options.failuresToDeclare ?? DETECTION_DEFAULTS.failuresToDeclare);
+  const failures = agentSaysDown ? options.failuresWhenAgentDown : options.failuresToDeclare;
   const fresh = evidence.probes.filter(
     (p) => p.region !== evidence.primaryRegion && nowMs - p.atMs <= freshMs,
   );

@@ -2,6 +2,7 @@
  * Compiles a validated raw topology into the frozen `Topology`: defaults filled in, availabilities
  * as ratios, latency derived from locations where not given, cells placed on regions.
  */
+import { detectionSettings } from "../failover/settings.js";
 import type {
   Cell,
   ComponentKind,
@@ -26,6 +27,13 @@ export const DEFAULT_RELIABILITY: Readonly<Record<ComponentKind, { mtbfMs: numbe
   region: { mtbfMs: 5 * 365.25 * DAY, mttrMs: 12 * 3_600_000 },
   provider: { mtbfMs: 1_000 * 3_600_000, mttrMs: 3_600_000 },
 };
+
+/**
+ * Under `durability: available`, how long a primary without a streaming standby keeps writes waiting
+ * before it commits asynchronously. Not a topology field (yet): compiled here so that the controller
+ * and the docs read one value.
+ */
+const ASYNC_AFTER_MS = 2_000;
 
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -144,7 +152,14 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
     },
     failover: {
       detectionMs: raw.failover.detection,
+      detection: detectionSettings(raw.failover.detection),
       promotionMs: raw.failover.promotion,
+      positionWaitMs: raw.failover.promotion,
+      durability:
+        raw.services.length > 0 && raw.services.every((s) => s.durability === "available")
+          ? "available"
+          : "strict",
+      asyncAfterMs: ASYNC_AFTER_MS,
       failback: raw.failover.failback,
       failbackAfterMs: raw.failover.failbackAfter,
       manualFailback: raw.failover.manualFailback,

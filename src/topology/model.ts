@@ -2,6 +2,7 @@
  * The compiled topology: fully defaulted, cross-checked and frozen. Durations are in `...Ms` fields,
  * availabilities are ratios in (0, 1) (the file says percent), shares are ratios in [0, 1].
  */
+import type { DetectionSettings } from "../failover/settings.js";
 import type { ComponentKind } from "./schema.js";
 
 export type { ComponentKind };
@@ -148,8 +149,24 @@ export interface Topology {
     readonly databasePerMonth: number | undefined;
   };
   readonly failover: {
+    /** `failover.detection` as written: the longest the runtime may take to declare a primary down. */
     readonly detectionMs: number;
+    /** What the runtime does to meet `detectionMs` (src/failover/settings.ts); the planner reads it too. */
+    readonly detection: DetectionSettings;
+    /** `failover.promotion`: from the verdict to the new primary serving writes. */
     readonly promotionMs: number;
+    /**
+     * How long the controller waits for every standby's position before it decides with those that
+     * answered: the promotion budget (standbys report within a fenced tick, ~200 ms, when they can).
+     */
+    readonly positionWaitMs: number;
+    /**
+     * The cells' durability policy: `available` only when every service asks for it (a cell holds
+     * every service's data). What the controller applies and what the planner assumes.
+     */
+    readonly durability: Durability;
+    /** Under `available`, how long a primary left without a streaming standby waits before going asynchronous. */
+    readonly asyncAfterMs: number;
     /** Whether a cell moves back to its home region on its own once that is healthy again. */
     readonly failback: "automatic" | "manual";
     /** How long the home region must have been healthy and caught up before failback. */

@@ -3,6 +3,7 @@
  * replica counts must be possible, latency must be known for every pair of regions. Each rule runs
  * when the sections it reads parsed, so one bad section does not hide the problems of another.
  */
+import { MIN_DETECTION_MS } from "../failover/settings.js";
 import { syncQuorumOf } from "./compile.js";
 import { closest } from "./messages.js";
 import type { RawTopology } from "./schema.js";
@@ -59,6 +60,12 @@ export function validate(raw: Partial<RawTopology>): Located[] {
         });
       }
     });
+  }
+  if (raw.failover && raw.failover.detection < MIN_DETECTION_MS) {
+    report(
+      ["failover", "detection"],
+      `must be at least ${MIN_DETECTION_MS}ms: two failed probes with timeouts of 200 ms or more, and the report's delivery, must fit in it (see docs/failover.md)`,
+    );
   }
   if (raw.failover && raw.cells) {
     const count = raw.cells.count;

@@ -44,6 +44,8 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
               },
               history: { type: "array", items: { type: "object", additionalProperties: true } },
               reconcilerError: { type: "object", additionalProperties: true },
+              reconciledAtMs: { type: "number" },
+              detection: { type: "object", additionalProperties: true },
             },
           },
           ...ERROR_RESPONSES,
@@ -55,6 +57,8 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
       cells: await ctx.store.cells.states(),
       history: await ctx.store.cells.history(undefined, HISTORY),
       ...(ctx.failover.lastError ? { reconcilerError: ctx.failover.lastError } : {}),
+      ...(ctx.failover.reconciledAtMs === undefined ? {} : { reconciledAtMs: ctx.failover.reconciledAtMs }),
+      detection: ctx.index.topology.failover.detection,
     }),
   );
 
