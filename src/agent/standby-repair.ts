@@ -1,7 +1,8 @@
 /**
  * Making a stopped data directory fit to follow a cell's primary as a standby: a first copy with
- * pg_basebackup, a rewind with pg_rewind (an old primary, or a standby past the new primary's fork
- * point), and when the rewind fails, a fresh copy after setting the old data aside. Every step first
+ * pg_basebackup (or the low-level backup API without it), a rewind with pg_rewind (an old primary,
+ * or a standby past the new primary's fork point), and when the rewind fails or there is no
+ * pg_rewind (PostgreSQL from npm), a fresh copy after setting the old data aside. Every step first
  * checks that the primary answers as a primary, and otherwise throws leaving the data untouched:
  * the supervisor retries after its backoff.
  */
@@ -142,6 +143,11 @@ export class StandbyRepair {
     await this.#waitForPrimary(primary);
     if (how === "reclone") {
       await this.#reclone(primary, why);
+      return;
+    }
+    if (!this.#o.bin.hasRewind) {
+      // PostgreSQL from npm has no pg_rewind: a fresh copy is the only way back to the primary's history.
+      await this.#reclone(primary, `no pg_rewind in ${this.#o.bin.bindir}`);
       return;
     }
     this.#o.onActivity(`rewinding from the primary ${primary.slot.id}`);

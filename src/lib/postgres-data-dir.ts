@@ -1,11 +1,13 @@
 /**
  * Data directories made from scratch or from another instance: a new primary with initdb, a
- * streaming standby with `pg_basebackup -R`, and an old primary brought back to a new primary's
+ * streaming standby with `pg_basebackup -R` (or, without pg_basebackup, with the low-level backup
+ * API: `postgres-backup-api.ts`), and an old primary brought back to a new primary's
  * history with pg_rewind (what it wrote after the two diverged is undone).
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { RingfenceError } from "./errors.js";
+import { cloneWithBackupApi } from "./postgres-backup-api.js";
 import { makeOwnedDir, type PgBinaries, type RunAs, runTool, runToolAsync } from "./postgres-binaries.js";
 import { PG_SUPERUSER, queryOnce } from "./postgres-client.js";
 import { stripPrimaryConninfo, writeHba, writeStandbySignal } from "./postgres-config.js";
@@ -24,31 +26,11 @@ export function initPrimary(bin: PgBinaries, dataDir: string, runAs: RunAs | und
 }
 
 /**
- * Creates a streaming standby of the primary at `host:port` in `dataDir` with
- * `pg_basebackup -R`, connecting as `applicationName` so that `synchronous_standby_names` can
- * name it. No-op when the data directory exists.
+ * Creates a streaming standby of the primary at `host:port` in `dataDir` with `pg_basebackup -R`,
+ * connecting as `applicationName` so that `synchronous_standby_names` can name it, without blocking
+ * the event loop; removes a partial copy when it fails. Without pg_basebackup it copies with the
+ * low-level backup API over an ordinary connection. No-op when the data directory exists.
  */
-export function cloneStandby(
-  bin: PgBinaries,
-  dataDir: string,
-  runAs: RunAs | undefined,
-  source: { host: string; port: number; applicationName: string },
-): void {
-  if (existsSync(join(dataDir, "PG_VERSION"))) return;
-  makeOwnedDir(dataDir, runAs);
-  const conn = `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName}`;
-  runTool(
-    bin,
-    "pg_basebackup",
-    ["-D", dataDir, "-d", conn, "-R", "-X", "stream", "-c", "fast", "--no-sync"],
-    runAs,
-    300_000,
-  );
-  writeHba(dataDir);
-  stripPrimaryConninfo(dataDir);
-}
-
-/** `cloneStandby` without blocking the event loop; removes a partial copy when pg_basebackup fails. */
 export async function cloneStandbyAsync(
   bin: PgBinaries,
   dataDir: string,
@@ -62,6 +44,11 @@ export async function cloneStandbyAsync(
   makeOwnedDir(dataDir, runAs);
   const conn = `host=${source.host} port=${source.port} user=${PG_SUPERUSER} application_name=${source.applicationName} connect_timeout=10`;
   try {
+    if (!bin.hasBasebackup) {
+      await cloneWithBackupApi(dataDir, runAs, source, options.signal ? { signal: options.signal } : {});
+      writeHba(dataDir);
+      return;
+    }
     await runToolAsync(
       bin,
       "pg_basebackup",

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { freePort } from "./ports.js";
 import {
   baseSettings,
-  cloneStandby,
+  cloneStandbyAsync,
   findPgBinaries,
   initPrimary,
   type PgBinaries,
@@ -112,7 +112,7 @@ export async function startTestCluster(
     for (const name of names) {
       const dataDir = join(dir, name);
       const source = { host: primary.host, port: primary.port, applicationName: name };
-      cloneStandby(bin, dataDir, runAs, source);
+      await cloneStandbyAsync(bin, dataDir, runAs, source);
       standbys.push(
         await start(name, dataDir, await freePort(), { primary_conninfo: primaryConninfo(source) }),
       );

@@ -25,7 +25,7 @@ test("server binaries are found, and their absence is reported with the fix", ()
     () =>
       findPgBinaries(
         { RINGFENCE_PG_BIN: "/nonexistent" },
-        { pgConfig: "/nonexistent", debianRoot: "/nonexistent" },
+        { pgConfig: "/nonexistent", debianRoot: "/nonexistent", npmBindir: null },
       ),
     (err: Error & { code?: string }) =>
       err.code === "RINGFENCE_PG_NOT_FOUND" &&

@@ -16,6 +16,8 @@ import type { PgBinaries, RunAs } from "./postgres-binaries.js";
 import { signalTree } from "./proctree.js";
 
 export {
+  DEDICATED_PG_USER,
+  describeRunAs,
   findPgBinaries,
   makeOwnedDir,
   type PgBinaries,
@@ -35,7 +37,6 @@ export {
   writeStandbySignal,
 } from "./postgres-config.js";
 export {
-  cloneStandby,
   cloneStandbyAsync,
   initPrimary,
   parseRewindOutput,

@@ -13,6 +13,7 @@ import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
 import {
   baseSettings,
+  describeRunAs,
   findPgBinaries,
   initPrimary,
   pgRunAs,
@@ -258,7 +259,7 @@ export class World {
     const { host, port } = this.layout.controlDatabase;
     const dataDir = join(config.pgRoot, "control");
     this.#progress(
-      `control database: PostgreSQL ${bin.majorVersion} from ${bin.bindir}${runAs ? " as the postgres user" : ""}`,
+      `control database: PostgreSQL ${bin.majorVersion} from ${bin.source === "npm" ? "npm, " : ""}${bin.bindir}${describeRunAs(runAs)}`,
     );
     this.#controlDb = new Supervised({
       id: "control-database",
