@@ -115,14 +115,18 @@ test("a 50 ms link adds a latency to setup and two to a round trip; setLatency a
   const client = await connect(t, forward.address().port);
   await echo.nextSocket();
   const setupMs = performance.now() - connected;
-  assert.ok(setupMs >= 45 && setupMs <= 300, `setup took ${setupMs} ms`);
+  // Emulated latency is a minimum by construction (a chunk is held at least that long); only the
+  // lower bound is the link's doing, anything above it is how busy the machine is.
+  assert.equal(link.state().latencyMs, 50);
+  assert.ok(setupMs >= 45, `setup took ${setupMs} ms, less than the link's latency`);
 
   const first = await roundTrip(client, "ping");
-  assert.ok(first >= 95 && first <= 400, `round trip ${first} ms`);
+  assert.ok(first >= 95, `round trip ${first} ms, less than twice the link's latency`);
 
   link.setLatency(100);
+  assert.equal(link.state().latencyMs, 100);
   const second = await roundTrip(client, "ping again");
-  assert.ok(second >= 195 && second <= 600, `round trip after setLatency(100): ${second} ms`);
+  assert.ok(second >= 195, `round trip after setLatency(100): ${second} ms, less than twice the new latency`);
 
   link.setLatency(0);
   const third = await roundTrip(client, "fast");

@@ -1044,7 +1044,7 @@ describe("refusals by the server itself", () => {
       assert.equal(finals.length, 1);
       assert.equal(finals[0]?.status, 408);
       assert.equal(JSON.parse(finals[0]?.body.toString() ?? "").error.code, "RINGFENCE_REQUEST_TIMEOUT");
-      assert.ok(elapsed >= 290 && elapsed < 2_000, `408 after ${elapsed} ms`);
+      assert.ok(elapsed >= 290, `408 after ${elapsed} ms, before the request timeout`);
     }
     assert.deepEqual(bodies, ["gone"]);
     assert.deepEqual(closes, ["/slow-body false"]);

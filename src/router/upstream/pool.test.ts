@@ -385,7 +385,7 @@ test("no head in time fails with UPSTREAM_HEADERS_TIMEOUT and closes the connect
   const { head } = send(p, get("/slow"), { headersTimeoutMs: 150, bodyTimeoutMs: 5_000 });
   const error = await failsWith(head, "UPSTREAM_HEADERS_TIMEOUT");
   const elapsed = performance.now() - started;
-  assert.ok(elapsed >= 140 && elapsed < 2_000, `timed out after ${elapsed} ms`);
+  assert.ok(elapsed >= 140, `timed out after ${elapsed} ms, before its 150 ms headers timeout`);
   assert.equal(error.notSent, false);
   await server.closed(0);
   await until(() => p.stats().open === 0, "the pool drops the connection");
