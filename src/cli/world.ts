@@ -4,13 +4,13 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { Agent } from "../agent/agent.js";
 import { RingfenceError } from "../lib/errors.js";
-import { loadTopology } from "../topology/load.js";
+import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
 import {
   assertNoOrphans,
@@ -155,13 +155,7 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
     "--address-base",
     String(addressBase(flags)),
   ];
-  if (flags.topology)
-    args.push(
-      "--topology",
-      resolve(
-        flags.topology.includes("/") || flags.topology.endsWith(".yaml") ? flags.topology : flags.topology,
-      ),
-    );
+  if (flags.topology) args.push("--topology", supervisorTopologyPath(flags.topology));
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd] });
   child.unref();
   // Follow the supervisor's log until it says READY, fails, or exits.
@@ -363,4 +357,12 @@ async function runRouter(flags: WorldFlags & { region: string }, io: Io): Promis
     log: (line) => io.stdout(`${new Date().toISOString()} ${line}\n`),
   });
   onStop(() => router.stop());
+}
+
+/**
+ * The file the detached supervisor is given for `up --topology X`: a bundled name (`default`) is the
+ * bundled file, anything else a path resolved against the caller's directory (the supervisor's differs).
+ */
+export function supervisorTopologyPath(topology: string): string {
+  return resolveTopologyPath(topology).path;
 }
