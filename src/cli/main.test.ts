@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { PACKAGE_ROOT } from "../topology/load.js";
+import { supervisorTopologyPath } from "./world.js";
 
 const BIN = join(PACKAGE_ROOT, "dist", "cli", "main.js");
 
@@ -94,4 +95,16 @@ test("bad flags and missing files exit 2 with a message naming the fix", () => {
   assert.match(missing.stderr, /RINGFENCE_TOPOLOGY_NOT_FOUND/);
   assert.equal(ringfence("frobnicate").code, 2);
   assert.equal(ringfence("--help").code, 0);
+});
+
+test("`up --detach --topology default` gives the supervisor the bundled file, a path stays a path", () => {
+  assert.equal(supervisorTopologyPath("default"), join(PACKAGE_ROOT, "topologies", "default.yaml"));
+  const dir = mkdtempSync(join(tmpdir(), "ringfence-up-"));
+  try {
+    const file = join(dir, "mine.yaml");
+    writeFileSync(file, "version: 1\n");
+    assert.equal(supervisorTopologyPath(file), file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,11 +4,10 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { RingfenceError } from "../lib/errors.js";
-import { loadTopology } from "../topology/load.js";
+import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
 import {
   assertNoOrphans,
@@ -77,13 +76,7 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
     "--address-base",
     String(addressBase(flags)),
   ];
-  if (flags.topology)
-    args.push(
-      "--topology",
-      resolve(
-        flags.topology.includes("/") || flags.topology.endsWith(".yaml") ? flags.topology : flags.topology,
-      ),
-    );
+  if (flags.topology) args.push("--topology", supervisorTopologyPath(flags.topology));
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd] });
   child.unref();
   // Follow the supervisor's log until it says READY, fails, or exits.
@@ -197,4 +190,12 @@ async function status(flags: WorldFlags, io: Io): Promise<number> {
     );
   io.stdout(flags.json ? `${JSON.stringify(body, null, 2)}\n` : `${renderStatus(body, io.isTTY)}\n`);
   return EXIT.ok;
+}
+
+/**
+ * The file the detached supervisor is given for `up --topology X`: a bundled name (`default`) is the
+ * bundled file, anything else a path resolved against the caller's directory (the supervisor's differs).
+ */
+export function supervisorTopologyPath(topology: string): string {
+  return resolveTopologyPath(topology).path;
 }
