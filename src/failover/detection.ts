@@ -2,17 +2,26 @@
  * When a cell's primary counts as failed. Pure: it sees what agents reported and the time, nothing
  * else, so the rule can be tested exhaustively.
  *
- * Observers (the agents of other regions) probe every primary through the WAN each second and report
- * in their heartbeats. The primary is declared failed only when observers in at least
+ * Observers (the agents of other regions) probe every primary through the WAN every half second and
+ * report in their heartbeats. The primary is declared failed only when observers in at least
  * `observerRegions` (default 2) other regions agree it is unreachable, each with fresh reports and
  * `failuresToDeclare` failed probes in a row, and no fresh report from any other region reaches it.
  * The primary's own agent is not needed for the verdict (its region may be partitioned away with
  * the primary still running, and that must fail over), but when it says the database is down the
  * observers need only one failed probe each, which makes a dead region fail over a second sooner.
  *
+ * Fresh means *observed* within `freshMs` (default 3 s), not received: every `atMs` here is when the
+ * observation was made, on the controller's clock, as `observer-reports.ts` dates it from the
+ * observer's own monotonic clock. A report that arrives late (its observer was paused, its host
+ * starved, the network queued it, the controller itself was paused) is as old as what it saw, so it
+ * cannot stand in for a fresh one; and an observer whose reports show a gap counts again only with
+ * probes observed after the gap, its failure streak cut at the gap.
+ *
  * What this protects against: a partition that isolates only the controller leaves it with no fresh
- * reports at all, so nothing is declared; a partition between the primary and one observer leaves
- * the other observers reaching it, so nothing is declared.
+ * observations at all, so nothing is declared; a partition between the primary and one observer
+ * leaves the other observers reaching it, so nothing is declared; a paused observer, or a paused
+ * controller, brings only old observations when it resumes, which count for nothing, so nothing is
+ * declared until observers in two regions have failed to reach the primary afresh.
  */
 
 /** One observer zone's latest probe of a primary. */
@@ -23,9 +32,9 @@ export interface Probe {
   readonly region: string;
   /** Whether the last probe reached the primary. */
   readonly ok: boolean;
-  /** Failed probes in a row, up to the last one (0 when it succeeded). */
+  /** Failed probes in a row, up to the last one (0 when it succeeded), counting none before a gap. */
   readonly consecutiveFailures: number;
-  /** When the controller received the report, in ms. */
+  /** When the probe observed its result, on the controller's clock, in ms (not when it arrived). */
   readonly atMs: number;
 }
 
@@ -33,7 +42,7 @@ export interface Probe {
 export interface PrimaryEvidence {
   readonly cell: string;
   readonly primaryRegion: string;
-  /** The primary's agent's last report of its database, and when it came; undefined when never. */
+  /** The primary's agent's last report of its database, and when it was sent; undefined when never. */
   readonly agent?: { readonly databaseUp: boolean; readonly atMs: number } | undefined;
   /** The latest probe from each observer zone. */
   readonly probes: readonly Probe[];
@@ -44,7 +53,7 @@ export interface DetectionOptions {
   readonly observerRegions?: number;
   /** Failed probes in a row each observer needs. Default 2 (1 when the primary's agent says it is down). */
   readonly failuresToDeclare?: number;
-  /** How old a report may be and still count. Default 3 s. */
+  /** How long ago a result may have been observed and still count. Default 3 s. */
   readonly freshMs?: number;
 }
 
