@@ -13,10 +13,12 @@
  * that creep.
  *
  * Pauses. When an observer's reports show a gap of more than `gapMs` (default 3 s, the freshness
- * window) in its own send times, it was paused, starved, or cut off from the controller: nothing it
- * observed before the report that shows the gap counts any more, and a failure streak that may have
- * begun before it counts only its failures observed after it (a frozen observer's probes all time
- * out at once when it resumes). Reordered and duplicated reports never replace a newer observation.
+ * window) in its own send times, it was paused, starved, or cut off from the controller: no failure
+ * it observed before the report that shows the gap counts any more, and a failure streak that may
+ * have begun before it counts only its failures observed after it (a frozen observer's probes all
+ * time out at once when it resumes). A success counts whenever it was observed, while fresh: it is
+ * never an artefact of a pause, and dropping it could only make a verdict of "failed" likelier.
+ * Reordered and duplicated reports never replace a newer observation.
  */
 
 import type { Probe } from "./detection.js";
@@ -132,7 +134,7 @@ export class ObserverReports {
       if (sentMonoMs - known.lastSentMonoMs > this.#gapMs) {
         known.resumedAtMonoMs = sentMonoMs;
         for (const [key, held] of this.#held)
-          if (key.startsWith(`${sender.observer}|`) && (held.monoMs ?? 0) < sentMonoMs)
+          if (key.startsWith(`${sender.observer}|`) && !held.probe.ok && (held.monoMs ?? 0) < sentMonoMs)
             this.#held.delete(key);
       }
       known.lastSentMonoMs = sentMonoMs;
@@ -141,8 +143,9 @@ export class ObserverReports {
   }
 
   #take(sender: ReportSender, session: Session, monoMs: number, p: ReportedProbe): void {
-    // Observed before the observer's last gap: it says nothing about now.
-    if (monoMs < session.resumedAtMonoMs) return;
+    // A failure observed before the observer's last gap may be its own pause (timeouts that fire
+    // when it resumes); a success is true whenever it was seen, and still counts while fresh.
+    if (!p.ok && monoMs < session.resumedAtMonoMs) return;
     const key = `${sender.observer}|${p.target}`;
     const prev = this.#held.get(key);
     // Reordered or duplicated: a newer observation is already held.
