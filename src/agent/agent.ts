@@ -309,6 +309,7 @@ export class Agent {
   async #heartbeat(): Promise<void> {
     const { controllerUrl, agentToken } = this.#options;
     const events = this.#events.slice(0, 200);
+    const sentMonoMs = performance.now();
     const body: Heartbeat = {
       zone: this.zone,
       pid: process.pid,
@@ -319,7 +320,8 @@ export class Agent {
       processes: this.processes(),
       databases: this.#databases.map((d) => d.report),
       events,
-      observations: this.#observer.observations(),
+      sentMonoMs,
+      observations: this.#observer.observations(sentMonoMs),
     };
     try {
       const res = await fetch(`${controllerUrl}/v1/agents/${encodeURIComponent(this.zone)}/heartbeat`, {

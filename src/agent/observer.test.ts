@@ -90,3 +90,40 @@ test("started, it probes in rounds until stopped", async () => {
   }
   assert.equal(timed.observations().length, 0, "stop closes and forgets its targets");
 });
+
+test("a probe that outran its own timeouts (this observer was stopped) is dropped; a streak does not span a gap", async () => {
+  let nowMs = 0;
+  const frozen = new PrimaryObserver({
+    targets: () => [{ id: "cell-0/r2", endpoint: cluster.primary }],
+    now: () => nowMs,
+  });
+  try {
+    await frozen.round();
+    assert.equal(frozen.observations(nowMs)[0]?.ok, true);
+    assert.equal(frozen.observations(nowMs + 700)[0]?.ageMs, 700, "the age is measured on its clock");
+    signalGroup(cluster.primary.process, "SIGSTOP");
+    try {
+      // While the query hangs, 45 s pass on this observer's clock: it was the one stopped.
+      const jump = setTimeout(() => {
+        nowMs += 45_000;
+      }, 100);
+      await frozen.round();
+      clearTimeout(jump);
+      const kept = frozen.observations(nowMs)[0];
+      assert.equal(kept?.ok, true, "a timeout that fired late counted as a failure");
+      assert.equal(kept?.ageMs, 45_000);
+      await frozen.round(); // on time now: a real failure
+      assert.equal(frozen.observations(nowMs)[0]?.ok, false);
+      assert.equal(frozen.observations(nowMs)[0]?.consecutiveFailures, 1);
+      nowMs += 10_000; // no probe for 10 s (the observer was stopped between probes)
+      await frozen.round();
+      assert.equal(frozen.observations(nowMs)[0]?.consecutiveFailures, 1, "the streak spanned the gap");
+      await frozen.round();
+      assert.equal(frozen.observations(nowMs)[0]?.consecutiveFailures, 2);
+    } finally {
+      signalGroup(cluster.primary.process, "SIGCONT");
+    }
+  } finally {
+    await frozen.stop();
+  }
+});

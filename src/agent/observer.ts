@@ -8,6 +8,13 @@
  * target): before that, failing probes say nothing about the primary that "lost" does not also say
  * about one still starting (a world coming up, an agent restarted before the far regions' databases),
  * and reporting them would have the controller fail over primaries that were never up.
+ *
+ * Each result is dated on this process's monotonic clock (a failure from when its probe began, a
+ * success from when the answer came) and reported with its age, so the controller judges it by when
+ * it was observed. Two things a paused or starved observer sees are not failures of the primary:
+ * a probe that took longer than its own timeouts allow (its timer fired late, perhaps before the
+ * answer waiting in the socket was read: the observer was stopped or starved) is dropped, and a
+ * failure streak is not carried over a gap of more than `streakGapMs` between probes.
  */
 import type pg from "pg";
 import { pgClient } from "../lib/postgres.js";
@@ -30,16 +37,26 @@ export interface ObserverOptions {
   readonly connectTimeoutMs?: number;
   /** Query timeout. Default 800 ms. */
   readonly queryTimeoutMs?: number;
+  /**
+   * A gap between probes of a target longer than this starts a new failure streak. Default: the
+   * longest a probe may take (both timeouts and the slack) plus two intervals, 3.1 s.
+   */
+  readonly streakGapMs?: number;
   /** Called when a probe fails (`consecutiveFailures` grows) or a failing target answers again. */
   readonly onChange?: () => void;
   readonly now?: () => number;
 }
+
+/** How much later than its timeouts a failed probe may end before it counts as stalled. */
+const STALL_SLACK_MS = 500;
 
 interface TargetState {
   endpoint: Endpoint;
   client: pg.Client | undefined;
   inFlight: Promise<void> | undefined;
   last: ObserverProbe | undefined;
+  /** When `last` was observed, on the monotonic clock. */
+  observedAtMs: number;
   /** Whether a probe of this target ever succeeded. */
   reached: boolean;
 }
@@ -77,9 +94,14 @@ export class PrimaryObserver {
     this.#targets.clear();
   }
 
-  /** The last result per target reached at least once, in target order. */
-  observations(): ObserverProbe[] {
-    return [...this.#targets.values()].flatMap((t) => (t.last && t.reached ? [t.last] : []));
+  /**
+   * The last result per target reached at least once, in target order, each with its age at
+   * `nowMs` (the monotonic time the report is sent at; default now).
+   */
+  observations(nowMs: number = this.#now()): ObserverProbe[] {
+    return [...this.#targets.values()].flatMap((t) =>
+      t.last && t.reached ? [{ ...t.last, ageMs: Math.max(0, Math.round(nowMs - t.observedAtMs)) }] : [],
+    );
   }
 
   /**
@@ -108,6 +130,7 @@ export class PrimaryObserver {
           client: undefined,
           inFlight: undefined,
           last: undefined,
+          observedAtMs: 0,
           reached: false,
         };
         this.#targets.set(id, state);
@@ -123,13 +146,23 @@ export class PrimaryObserver {
   }
 
   async #probe(id: string, state: TargetState): Promise<void> {
-    const before = state.last;
+    const connectMs = this.#options.connectTimeoutMs ?? 800;
+    const queryMs = this.#options.queryTimeoutMs ?? 800;
+    const streakGapMs =
+      this.#options.streakGapMs ??
+      connectMs + queryMs + STALL_SLACK_MS + 2 * (this.#options.intervalMs ?? 500);
+    const gapped = state.last !== undefined && this.#now() - state.observedAtMs > streakGapMs;
+    const before = gapped ? undefined : state.last;
+    // The longest a probe can take while this process runs on time.
+    const limitMs = (state.client ? 0 : connectMs) + queryMs + STALL_SLACK_MS;
+    const began = this.#now();
     let next: ObserverProbe;
+    let observedAtMs: number;
     try {
       if (!state.client) {
         const client = pgClient(state.endpoint.host, state.endpoint.port, "postgres", {
-          connectionTimeoutMillis: this.#options.connectTimeoutMs ?? 800,
-          query_timeout: this.#options.queryTimeoutMs ?? 800,
+          connectionTimeoutMillis: connectMs,
+          query_timeout: queryMs,
           application_name: "ringfence_observer",
         });
         client.on("error", () => {});
@@ -138,10 +171,14 @@ export class PrimaryObserver {
       }
       const started = this.#now();
       await state.client.query("SELECT 1");
-      const latencyMs = Math.round((this.#now() - started) * 10) / 10;
+      observedAtMs = this.#now();
+      const latencyMs = Math.round((observedAtMs - started) * 10) / 10;
       next = { target: id, ok: true, consecutiveFailures: 0, latencyMs, detail: "" };
     } catch (err) {
       this.#drop(state); // a fresh connection next time
+      // Stopped or starved meanwhile: the timeout says nothing about the primary.
+      if (this.#now() - began > limitMs) return;
+      observedAtMs = began;
       next = {
         target: id,
         ok: false,
@@ -152,6 +189,7 @@ export class PrimaryObserver {
     }
     if (this.#targets.get(id) !== state) return; // dropped meanwhile: the target moved
     state.last = next;
+    state.observedAtMs = observedAtMs;
     const firstContact = next.ok && !state.reached;
     state.reached ||= next.ok;
     if (!state.reached) return; // not reported yet: nothing the controller needs to hear at once

@@ -6,8 +6,9 @@
  */
 
 import { parseQuorum, type Quorum, type StandbyPosition } from "../failover/decision.js";
-import type { PrimaryEvidence, Probe } from "../failover/detection.js";
+import type { PrimaryEvidence } from "../failover/detection.js";
 import type { PositionSample } from "../failover/estimate.js";
+import { ObserverReports } from "../failover/observer-reports.js";
 import { parseLsn } from "../lib/lsn.js";
 import type { DatabaseReport } from "../world/contracts.js";
 import type { AgentReport } from "./store-records.js";
@@ -19,6 +20,8 @@ const SAMPLE_EVERY_MS = 900;
 interface Heard<T> {
   readonly value: T;
   readonly atMs: number;
+  /** When the agent sent it, on the controller's clock (by the agent's monotonic clock). */
+  readonly sentAtMs: number;
   readonly zone: string;
   /** The desired version the agent had applied when it probed (its heartbeat's `desiredVersion`). */
   readonly version: number;
@@ -26,8 +29,8 @@ interface Heard<T> {
 
 export class Evidence {
   readonly #index: WorldIndex;
-  /** `${observer zone}|${target slot}` → probe. */
-  #probes = new Map<string, Probe & { readonly target: string }>();
+  /** Each observer zone's newest probe of each primary, dated by when it was observed. */
+  readonly #probes: ObserverReports;
   /** Database slot id → its latest report. */
   #databases = new Map<string, Heard<DatabaseReport>>();
   /** Zone → the desired version its agent last said it runs, and when. */
@@ -37,24 +40,21 @@ export class Evidence {
 
   constructor(index: WorldIndex) {
     this.#index = index;
+    // A gap longer than the freshness window cuts an observer's streak: the topology's number.
+    this.#probes = new ObserverReports({ gapMs: index.topology.failover.detection.freshMs });
   }
 
   /** Takes in one agent heartbeat received at `atMs`. */
   observe(zone: string, report: AgentReport, atMs: number): void {
     const region = zone.split("/")[0] as string;
     this.#agents.set(zone, { version: report.desiredVersion, atMs });
-    for (const o of report.observations ?? []) {
-      this.#probes.set(`${zone}|${o.target}`, {
-        observer: zone,
-        region,
-        ok: o.ok,
-        consecutiveFailures: o.consecutiveFailures,
-        atMs,
-        target: o.target,
-      });
-    }
+    const sentAtMs = this.#probes.receive(
+      { observer: zone, region, session: `${report.pid}@${report.startedAt}`, sentMonoMs: report.sentMonoMs },
+      report.observations ?? [],
+      atMs,
+    );
     for (const d of report.databases) {
-      this.#databases.set(d.id, { value: d, atMs, zone, version: report.desiredVersion });
+      this.#databases.set(d.id, { value: d, atMs, sentAtMs, zone, version: report.desiredVersion });
       if (d.role !== "primary") continue;
       const cell = this.#index.layout.databases.find((x) => x.id === d.id)?.cell;
       const lsn = parseLsn(d.flushLsn ?? d.lsn);
@@ -71,13 +71,13 @@ export class Evidence {
   /** What detection needs about the cell's primary in `primaryRegion`. */
   primary(cell: string, primaryRegion: string): PrimaryEvidence {
     const target = `${cell}/${primaryRegion}`;
-    const probes = [...this.#probes.values()].filter((p) => p.target === target);
     const own = this.#databases.get(target);
     return {
       cell,
       primaryRegion,
-      probes,
-      agent: own === undefined ? undefined : { databaseUp: own.value.role === "primary", atMs: own.atMs },
+      probes: this.#probes.probes(target),
+      // Dated by when it was sent: a late "down" from a paused agent must not speed up a verdict.
+      agent: own === undefined ? undefined : { databaseUp: own.value.role === "primary", atMs: own.sentAtMs },
     };
   }
 

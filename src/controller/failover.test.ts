@@ -37,6 +37,8 @@ interface Shape {
   databases?: (d: DatabaseReport) => DatabaseReport;
   /** The desired version the agent says it runs (default: far ahead of any fence). */
   desiredVersion?: number;
+  /** The agent's monotonic clock at sending (observations then carry their `ageMs`). */
+  sentMonoMs?: number;
 }
 
 async function beat(zone: string, shape: Shape = {}): Promise<void> {
@@ -45,6 +47,7 @@ async function beat(zone: string, shape: Shape = {}): Promise<void> {
     ...base,
     databases: base.databases.map(shape.databases ?? ((d) => d)),
     ...(shape.probes ? { observations: shape.probes } : {}),
+    ...(shape.sentMonoMs === undefined ? {} : { sentMonoMs: shape.sentMonoMs }),
   };
   const res = await call("POST", `/v1/agents/${enc(zone)}/heartbeat`, TEST_TOKENS.agent, body);
   assert.equal(res.status, 204, JSON.stringify(res.body));
@@ -119,6 +122,37 @@ test(
     const state = await cellState(cell);
     assert.equal(state.phase, "serving");
     assert.equal(state.cell.fenced, false);
+  },
+);
+
+test(
+  "late reports from paused observers count by when they were observed, and a streak not across the pause",
+  LIMIT,
+  async () => {
+    const cell = "cell-0";
+    const target = `${cell}/${home(cell)}`;
+    const others = ["r1", "r2", "r3"].filter((r) => r !== home(cell));
+    const beatAll = async (sentMonoMs: number, probe: ObserverProbe) => {
+      for (const r of others) await beat(zoneOf(r), { sentMonoMs, probes: [probe] });
+    };
+    const settle = () => new Promise((r) => setTimeout(r, 300));
+    await beatAll(1_000, { ...up(target), ageMs: 0 });
+    // Both observers froze right after; their reports from then arrive 45 s late.
+    clock.advance(45_000);
+    await beatAll(1_500, { ...down(target, 5), ageMs: 0 });
+    await settle();
+    assert.equal((await cellState(cell)).phase, "serving", "a late report counted as fresh");
+    // Thawed: the probes that hung time out at once, dated from before the freeze.
+    await beatAll(46_000, { ...down(target, 6), ageMs: 44_500 });
+    await settle();
+    assert.equal((await cellState(cell)).phase, "serving", "a failure from before the pause counted");
+    // One fresh failure each: the streak of 7 holds only one failure seen since the pause.
+    clock.advance(500);
+    await beatAll(46_500, { ...down(target, 7), ageMs: 0 });
+    await settle();
+    assert.equal((await cellState(cell)).phase, "serving", "a streak counted across the pause");
+    clock.advance(500);
+    await beatAll(47_000, { ...up(target), ageMs: 0 });
   },
 );
 

@@ -112,6 +112,7 @@ export const OBSERVER_PROBE = {
     consecutiveFailures: count,
     latencyMs: nullable({ type: "number", minimum: 0 }),
     detail: str(LIMITS.text),
+    ageMs: { type: "number", minimum: 0 },
   },
 } as const;
 
@@ -126,6 +127,7 @@ export const HEARTBEAT = {
     processes: { type: "array", maxItems: LIMITS.processes, items: PROCESS_REPORT },
     databases: { type: "array", maxItems: LIMITS.databases, items: DATABASE_REPORT },
     events: { type: "array", maxItems: LIMITS.events, items: AGENT_EVENT },
+    sentMonoMs: { type: "number", minimum: 0 },
     observations: { type: "array", maxItems: LIMITS.databases, items: OBSERVER_PROBE },
   },
 } as const;

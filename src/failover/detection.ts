@@ -11,9 +11,18 @@
  * `failuresWhenAgentDown` failed probes each, which makes a dead database fail over sooner.
  * Every number comes from the topology's `failover.detection` (see settings.ts).
  *
+ * Fresh means *observed* within `freshMs`, not received: every `atMs` here is when the
+ * observation was made, on the controller's clock, as `observer-reports.ts` dates it from the
+ * observer's own monotonic clock. A report that arrives late (its observer was paused, its host
+ * starved, the network queued it, the controller itself was paused) is as old as what it saw, so it
+ * cannot stand in for a fresh one; and an observer whose reports show a gap counts again only with
+ * probes observed after the gap, its failure streak cut at the gap.
+ *
  * What this protects against: a partition that isolates only the controller leaves it with no fresh
- * reports at all, so nothing is declared; a partition between the primary and one observer leaves
- * the other observers reaching it, so nothing is declared.
+ * observations at all, so nothing is declared; a partition between the primary and one observer
+ * leaves the other observers reaching it, so nothing is declared; a paused observer, or a paused
+ * controller, brings only old observations when it resumes, which count for nothing, so nothing is
+ * declared until observers in two regions have failed to reach the primary afresh.
  */
 
 /** One observer zone's latest probe of a primary. */
@@ -24,9 +33,9 @@ export interface Probe {
   readonly region: string;
   /** Whether the last probe reached the primary. */
   readonly ok: boolean;
-  /** Failed probes in a row, up to the last one (0 when it succeeded). */
+  /** Failed probes in a row, up to the last one (0 when it succeeded), counting none before a gap. */
   readonly consecutiveFailures: number;
-  /** When the controller received the report, in ms. */
+  /** When the probe observed its result, on the controller's clock, in ms (not when it arrived). */
   readonly atMs: number;
 }
 
@@ -34,7 +43,7 @@ export interface Probe {
 export interface PrimaryEvidence {
   readonly cell: string;
   readonly primaryRegion: string;
-  /** The primary's agent's last report of its database, and when it came; undefined when never. */
+  /** The primary's agent's last report of its database, and when it was sent; undefined when never. */
   readonly agent?: { readonly databaseUp: boolean; readonly atMs: number } | undefined;
   /** The latest probe from each observer zone. */
   readonly probes: readonly Probe[];
@@ -48,7 +57,7 @@ export interface DetectionOptions {
   readonly failuresToDeclare: number;
   /** Failed probes in a row each observer needs when the primary's agent says its database is down. */
   readonly failuresWhenAgentDown: number;
-  /** How old a report may be and still count, in ms. */
+  /** How long ago a result may have been observed and still count, in ms. */
   readonly freshMs: number;
 }
 

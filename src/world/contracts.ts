@@ -102,6 +102,12 @@ export interface ObserverProbe {
   readonly latencyMs: number | null;
   /** The last error, when the probe failed. */
   readonly detail: string;
+  /**
+   * How long before the heartbeat's `sentMonoMs` the result was observed, on the observer's monotonic
+   * clock (a failure from when its probe began, a success from when the answer came). Absent from
+   * older agents.
+   */
+  readonly ageMs?: number;
 }
 
 /** `POST /v1/agents/:zone/heartbeat` (agent token), every second. */
@@ -114,6 +120,11 @@ export interface Heartbeat {
   readonly processes: readonly ProcessReport[];
   readonly databases: readonly DatabaseReport[];
   readonly events: readonly AgentEvent[];
+  /**
+   * The agent's monotonic clock (`performance.now()`) when it sent this heartbeat: the controller
+   * dates observations by it and sees gaps (a paused agent) in it. Absent from older agents.
+   */
+  readonly sentMonoMs?: number;
   /** This zone's probes of the cells' primaries in other regions. Absent from older agents. */
   readonly observations?: readonly ObserverProbe[];
 }

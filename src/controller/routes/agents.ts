@@ -39,6 +39,7 @@ export function agentReport(h: Heartbeat): AgentReport {
     pid: h.pid,
     startedAt: h.startedAt,
     desiredVersion: h.desiredVersion,
+    ...(h.sentMonoMs === undefined ? {} : { sentMonoMs: h.sentMonoMs }),
     processes: h.processes.map((p) => ({
       id: p.id,
       kind: p.kind,
@@ -55,6 +56,7 @@ export function agentReport(h: Heartbeat): AgentReport {
       consecutiveFailures: o.consecutiveFailures,
       latencyMs: o.latencyMs,
       detail: o.detail,
+      ...(o.ageMs === undefined ? {} : { ageMs: o.ageMs }),
     })),
     databases: h.databases.map((d) => ({
       id: d.id,
