@@ -10,6 +10,11 @@ const PROGRAMS = {
   "directory-fallback": async () => (await import("../demo/fallback.js")).main(),
 } as const;
 
+/** The bundled demo program called `name`, or undefined. */
+export function demoProgram(name: string): (() => Promise<void>) | undefined {
+  return Object.hasOwn(PROGRAMS, name) ? PROGRAMS[name as keyof typeof PROGRAMS] : undefined;
+}
+
 export function registerDemo(program: Command): void {
   program
     .command("demo")
@@ -18,7 +23,7 @@ export function registerDemo(program: Command): void {
     )
     .argument("<program>", Object.keys(PROGRAMS).join(" | "))
     .action(async (name: string) => {
-      const run = PROGRAMS[name as keyof typeof PROGRAMS];
+      const run = demoProgram(name);
       if (!run) {
         throw new RingfenceError(
           "RINGFENCE_USAGE",

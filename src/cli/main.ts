@@ -3,7 +3,7 @@
  * The `ringfence` command.
  */
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import type { Command } from "commander";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
 
 type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
@@ -43,6 +43,16 @@ function groupsFor(argv: readonly string[]): typeof GROUPS {
 
 /** Runs the CLI with `argv` (without node and script) and resolves with the exit code. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  // A service instance of the bundled demo (`ringfence demo directory`, dozens per world) goes
+  // straight to its program, without commander's parsing and the memory it takes.
+  if (argv.length === 2 && argv[0] === "demo") {
+    const run = (await import("./demo.js")).demoProgram(argv[1] as string);
+    if (run) {
+      await run();
+      return EXIT.ok;
+    }
+  }
+  const { Command, CommanderError } = await import("commander");
   const version = (
     JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
   ).version;

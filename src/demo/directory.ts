@@ -10,7 +10,6 @@
 import { realpathSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
 import { ConfigError, type DirectoryConfig, directoryConfigFromEnv } from "./directory-config.js";
 import {
   bearerOf,
@@ -57,30 +56,31 @@ interface Context {
 
 type Handler = (ctx: Context, req: IncomingMessage, res: ServerResponse, param: string) => Promise<void>;
 
-const userBody = z.object(
-  {
-    name: z
-      .string({ error: "name must be a string of 1 to 200 characters" })
-      .min(1, { error: "name must be a string of 1 to 200 characters" })
-      .max(200, { error: "name must be a string of 1 to 200 characters" }),
-    email: z
-      .string({ error: "email must be a string with an @, at most 320 characters" })
-      .max(320, { error: "email must be at most 320 characters" })
-      .refine((email) => email.includes("@"), { error: "email must contain an @" }),
-  },
-  { error: 'the body must be a JSON object like {"name": "Ada", "email": "ada@example.com"}' },
-);
+const USER_BODY = 'the body must be a JSON object like {"name": "Ada", "email": "ada@example.com"}';
+const NAME_RULE = "name must be a string of 1 to 200 characters";
 
-const signInBody = z.record(z.string(), z.unknown(), {
-  error: 'the body must be a JSON object like {"userId": "ada"}',
-});
+/** A JSON object's own fields, or an INVALID_BODY naming what the body should be. */
+function objectBody(body: unknown, like: string): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError("INVALID_BODY", like);
+  }
+  return body as Record<string, unknown>;
+}
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const field = issue?.path.map(String).join(".") || undefined;
-  throw new HttpError("INVALID_BODY", issue?.message ?? "the body is invalid", field ? { field } : {});
+function invalidField(field: string, message: string): HttpError {
+  return new HttpError("INVALID_BODY", message, { field });
+}
+
+/** `{name, email}` of a PUT /users/:id, each checked with a message that names it. */
+function userBody(body: unknown): { name: string; email: string } {
+  const { name, email } = objectBody(body, USER_BODY);
+  if (typeof name !== "string" || name.length < 1 || name.length > 200) throw invalidField("name", NAME_RULE);
+  if (typeof email !== "string") {
+    throw invalidField("email", "email must be a string with an @, at most 320 characters");
+  }
+  if (email.length > 320) throw invalidField("email", "email must be at most 320 characters");
+  if (!email.includes("@")) throw invalidField("email", "email must contain an @");
+  return { name, email };
 }
 
 function writesUnavailable(): HttpError {
@@ -93,7 +93,7 @@ function writesUnavailable(): HttpError {
 const putUser: Handler = async ({ store, migrator }, req, res, param) => {
   const tenant = tenantOf(req);
   const id = checkId(param, "id");
-  const { name, email } = parseBody(userBody, await readJsonBody(req));
+  const { name, email } = userBody(await readJsonBody(req));
   if (!migrator.applied && !(await migrator.ensure())) throw writesUnavailable();
   const { user, lsn } = await store.upsertUser(tenant, id, name, email);
   sendJson(res, 200, { user, lsn }, { "X-Ringfence-Commit-LSN": lsn });
@@ -113,7 +113,8 @@ const getUser: Handler = async ({ store }, req, res, param) => {
 const signIn: Handler = async ({ config, store, migrator }, req, res) => {
   const tenant = tenantOf(req);
   const minLsn = minLsnOf(req);
-  const userId = checkId(parseBody(signInBody, await readJsonBody(req)).userId, "userId");
+  const signIn = objectBody(await readJsonBody(req), 'the body must be a JSON object like {"userId": "ada"}');
+  const userId = checkId(signIn.userId, "userId");
   if (!migrator.applied && !(await migrator.ensure())) throw writesUnavailable();
   const { user } = await store.findUser(tenant, userId, minLsn);
   if (!user) throw new HttpError("USER_NOT_FOUND", `tenant ${tenant} has no user ${userId}`);

@@ -4,8 +4,8 @@
  * the cell primary fail. The router sends eligible requests here when the cell has no healthy
  * instance. It refuses every write.
  *
- * Decorrelation is the point: it shares only the token format (token.ts) with the directory
- * service, has its own configuration, HTTP handling and queries, and never opens a connection to
+ * Decorrelation is the point: it shares only the token format (token.ts) and the environment
+ * reader (env-vars.ts) with the directory service, has its own configuration, HTTP handling and queries, and never opens a connection to
  * the primary (DATABASE_WRITE_URL is ignored even when set).
  *
  * Run it as a program (`node dist/demo/fallback.js`) or in-process with `startFallback(config)`.
@@ -14,7 +14,7 @@ import { realpathSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { z } from "zod";
+import { EnvVarError, isPostgresUrl, PORT_RULE, readVar, SECRET_PATTERN, type VarRule } from "./env-vars.js";
 import { verifyToken } from "./token.js";
 
 export interface FallbackConfig {
@@ -40,66 +40,60 @@ export interface FallbackHandle {
 }
 
 /** A configuration problem, naming the environment variable. */
-export class FallbackConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`${variable}: ${message}`);
+export class FallbackConfigError extends EnvVarError {
+  constructor(variable: string, message: string) {
+    super(variable, message);
     this.name = "FallbackConfigError";
   }
 }
 
 const nameRule = /^[A-Za-z0-9._-]{1,128}$/;
-const envSchema = z.object({
-  PORT: z
-    .string({ error: "is required (the TCP port to listen on, an integer from 0 to 65535)" })
-    .regex(/^\d{1,5}$/, { error: "must be an integer from 0 to 65535" })
-    .transform(Number)
-    .refine((p) => p <= 65_535, { error: "must be an integer from 0 to 65535" }),
-  HOST: z.string().min(1, { error: "must be an address to listen on" }).default("127.0.0.1"),
-  RINGFENCE_REGION: z
-    .string({ error: "is required (the region)" })
-    .regex(nameRule, { error: "must be a region name" }),
-  RINGFENCE_ZONE: z
-    .string({ error: "is required (the zone)" })
-    .regex(/^[A-Za-z0-9._/-]{1,128}$/, { error: "must be a zone id such as us-east/a" }),
-  RINGFENCE_CELL: z
-    .string({ error: "is required (the cell)" })
-    .regex(nameRule, { error: "must be a cell name" }),
-  RINGFENCE_VERSION: z
-    .string()
-    .regex(/^[A-Za-z0-9._+-]{1,128}$/, { error: "must be a version" })
-    .default("dev"),
-  DATABASE_URL: z
-    .string({ error: "is required (a postgres:// URL of the local replica)" })
-    .refine((v) => /^postgres(?:ql)?:\/\/./.test(v) && URL.canParse(v), {
-      error: "must be a postgres:// URL of the local replica, e.g. postgres://user@127.0.0.1:5432/db",
-    }),
-  RINGFENCE_TOKEN_SECRET: z
-    .string({ error: "is required (the token signing key, at least 32 bytes as hex)" })
-    .regex(/^(?:[0-9a-fA-F]{2}){32,}$/, {
-      error: "must be at least 32 bytes written as hex (64+ hex digits)",
-    }),
-});
+const RULES = {
+  PORT: PORT_RULE,
+  HOST: {
+    what: "an address to listen on",
+    pattern: /^.+$/,
+    invalid: "must be an address to listen on",
+    default: "127.0.0.1",
+  },
+  RINGFENCE_REGION: { what: "the region", pattern: nameRule, invalid: "must be a region name" },
+  RINGFENCE_ZONE: {
+    what: "the zone",
+    pattern: /^[A-Za-z0-9._/-]{1,128}$/,
+    invalid: "must be a zone id such as us-east/a",
+  },
+  RINGFENCE_CELL: { what: "the cell", pattern: nameRule, invalid: "must be a cell name" },
+  RINGFENCE_VERSION: {
+    what: "the version",
+    pattern: /^[A-Za-z0-9._+-]{1,128}$/,
+    invalid: "must be a version",
+    default: "dev",
+  },
+  DATABASE_URL: {
+    what: "a postgres:// URL of the local replica",
+    check: isPostgresUrl,
+    invalid: "must be a postgres:// URL of the local replica, e.g. postgres://user@127.0.0.1:5432/db",
+  },
+  RINGFENCE_TOKEN_SECRET: {
+    what: "the token signing key, at least 32 bytes as hex",
+    pattern: SECRET_PATTERN,
+    invalid: "must be at least 32 bytes written as hex (64+ hex digits)",
+  },
+} satisfies Record<string, VarRule>;
 
 /** Reads the fallback's configuration from `env`; throws FallbackConfigError naming the variable. */
 export function fallbackConfigFromEnv(env: NodeJS.ProcessEnv = process.env): FallbackConfig {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new FallbackConfigError(String(issue?.path[0] ?? "environment"), issue?.message ?? "is invalid");
-  }
-  const e = parsed.data;
+  const get = (variable: keyof typeof RULES) =>
+    readVar(env, variable, RULES[variable], (v, m) => new FallbackConfigError(v, m));
   return Object.freeze({
-    port: e.PORT,
-    host: e.HOST,
-    region: e.RINGFENCE_REGION,
-    zone: e.RINGFENCE_ZONE,
-    cell: e.RINGFENCE_CELL,
-    version: e.RINGFENCE_VERSION,
-    databaseUrl: e.DATABASE_URL,
-    tokenSecret: Buffer.from(e.RINGFENCE_TOKEN_SECRET, "hex"),
+    port: Number(get("PORT")),
+    host: get("HOST"),
+    region: get("RINGFENCE_REGION"),
+    zone: get("RINGFENCE_ZONE"),
+    cell: get("RINGFENCE_CELL"),
+    version: get("RINGFENCE_VERSION"),
+    databaseUrl: get("DATABASE_URL"),
+    tokenSecret: Buffer.from(get("RINGFENCE_TOKEN_SECRET"), "hex"),
   });
 }
 
