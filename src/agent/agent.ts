@@ -11,8 +11,10 @@
  * controller is unreachable the agent keeps running from its last-known desired state, persisted on
  * disk (static stability).
  */
+
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { httpRequest } from "../lib/http-request.js";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, CellState, DesiredState, Heartbeat, ProcessReport } from "../world/contracts.js";
 import { type Layout, reach, type WriterSlot } from "../world/layout.js";
@@ -324,13 +326,13 @@ export class Agent {
       observations: this.#observer.observations(sentMonoMs),
     };
     try {
-      const res = await fetch(`${controllerUrl}/v1/agents/${encodeURIComponent(this.zone)}/heartbeat`, {
+      const res = await httpRequest(`${controllerUrl}/v1/agents/${encodeURIComponent(this.zone)}/heartbeat`, {
         method: "POST",
         headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(2_000),
       });
-      await res.arrayBuffer();
+      await res.drain();
       if (res.ok) this.#events.splice(0, events.length);
     } catch {
       // the events stay queued for the next heartbeat

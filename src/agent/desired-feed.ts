@@ -5,6 +5,7 @@
  * at once anyway (one that does not hold requests) is asked about once a `pauseMs`, never in a loop;
  * an unreachable one too.
  */
+import { httpRequest } from "../lib/http-request.js";
 import type { DesiredState } from "../world/contracts.js";
 
 export interface DesiredFeedOptions {
@@ -39,15 +40,15 @@ export class DesiredFeed {
   async fetch(poll: { after: number; waitMs: number } | undefined, timeoutMs: number): Promise<DesiredState> {
     const { controllerUrl, agentToken, zone } = this.#options;
     const query = poll === undefined ? "" : `?after=${poll.after}&waitMs=${poll.waitMs}`;
-    const res = await fetch(`${controllerUrl}/v1/agents/${encodeURIComponent(zone)}/desired${query}`, {
+    const res = await httpRequest(`${controllerUrl}/v1/agents/${encodeURIComponent(zone)}/desired${query}`, {
       headers: { authorization: `Bearer ${agentToken}` },
       signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]),
     });
     if (!res.ok) {
-      await res.arrayBuffer();
+      await res.drain();
       throw new Error(`controller answered ${res.status}`);
     }
-    return (await res.json()) as DesiredState;
+    return await res.json<DesiredState>();
   }
 
   /** Polls until `stop`. */

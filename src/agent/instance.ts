@@ -2,8 +2,11 @@
  * One service instance (or fallback instance) run by the agent of its zone: the topology's command
  * with ringfence's environment, supervised, and probed on its health path every second.
  */
+
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import { httpRequest } from "../lib/http-request.js";
+import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
 import { Supervised, type SupervisorEvent } from "./supervisor.js";
@@ -21,9 +24,14 @@ export interface InstanceOptions {
   readonly onEvent: (e: SupervisorEvent) => void;
 }
 
-/** The argv of a topology command: `ringfence ...` runs this ringfence with the current node. */
+/**
+ * The argv of a topology command: `ringfence ...` runs this ringfence with the current node (and
+ * the V8 flags of ringfence's own processes); anything else runs as written.
+ */
 export function resolveCommand(command: readonly string[], ringfenceBin: string): string[] {
-  if (command[0] === "ringfence") return [process.execPath, ringfenceBin, ...command.slice(1)];
+  if (command[0] === "ringfence") {
+    return [process.execPath, ...CHILD_NODE_FLAGS, ringfenceBin, ...command.slice(1)];
+  }
   return [...command];
 }
 
@@ -106,10 +114,10 @@ export class InstanceRunner {
       return;
     }
     try {
-      const res = await fetch(`http://${this.slot.host}:${this.slot.port}${this.slot.healthPath}`, {
+      const res = await httpRequest(`http://${this.slot.host}:${this.slot.port}${this.slot.healthPath}`, {
         signal: AbortSignal.timeout(1_000),
       });
-      await res.arrayBuffer();
+      await res.drain();
       if (res.ok) {
         this.#health = "healthy";
         this.#detail = "health check passed";

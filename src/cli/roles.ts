@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { RingfenceError } from "../lib/errors.js";
-import { loadTopology } from "../topology/load.js";
+import { readCompiledTopology } from "../topology/compiled.js";
 import { buildLayout } from "../world/layout.js";
 import { StateDir } from "../world/state.js";
 import type { Io } from "./output.js";
@@ -37,11 +37,14 @@ export function registerRoles(program: Command, io: Io, setExit: (code: number) 
     .action(async (flags: WorldFlags & { region: string }) => runRouter(flags, io));
 }
 
-/** Loads what every role needs from the state directory. */
+/**
+ * Loads what every role needs from the state directory: the topology as the supervisor compiled
+ * it at start (not compiled again here; see topology/compiled.ts).
+ */
 function loadWorld(stateDir: string) {
   const state = new StateDir(stateDir);
   const world = state.readConfig();
-  const topology = loadTopology(world.topologyFile);
+  const topology = readCompiledTopology(state.compiledTopologyFile);
   const layout = buildLayout(topology, world.addressBase);
   return { state, world, topology, layout, tokens: state.tokens() };
 }

@@ -7,6 +7,7 @@ import { existsSync, openSync, readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { RingfenceError } from "../lib/errors.js";
+import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
 import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
 import {
@@ -69,6 +70,7 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
   const start = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, "a");
   const args = [
+    ...CHILD_NODE_FLAGS,
     RINGFENCE_BIN,
     "world-supervisor",
     "--state-dir",

@@ -16,7 +16,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { RingfenceError } from "../lib/errors.js";
-import { PACKAGE_ROOT } from "../topology/load.js";
+import { PACKAGE_ROOT } from "../lib/package-root.js";
 import type { Topology } from "../topology/model.js";
 import type { Layout } from "../world/layout.js";
 import { type Tokens, validateTokens } from "./auth.js";

@@ -135,6 +135,7 @@ async function confirmedWrite<T>(pool: pg.Pool, what: string, work: (c: pg.PoolC
 export class DirectoryStore {
   readonly #read: pg.Pool;
   readonly #write: pg.Pool;
+  #primaryLook: { ok: boolean; atMs: number } | undefined;
 
   constructor(read: pg.Pool, write: pg.Pool) {
     this.#read = read;
@@ -231,9 +232,16 @@ export class DirectoryStore {
     return await probe(this.#read, timeoutMs);
   }
 
-  /** Whether the writer endpoint answers `SELECT 1` within `timeoutMs`. */
-  async primaryHealthy(timeoutMs = 1_000): Promise<boolean> {
-    return await probe(this.#write, timeoutMs);
+  /**
+   * Whether the writer endpoint answers `SELECT 1` within `timeoutMs`; the answer of a look taken
+   * less than `maxAgeMs` ago is given again without asking.
+   */
+  async primaryHealthy(timeoutMs = 1_000, maxAgeMs = 0): Promise<boolean> {
+    const look = this.#primaryLook;
+    if (look && performance.now() - look.atMs < maxAgeMs) return look.ok;
+    const ok = await probe(this.#write, timeoutMs);
+    this.#primaryLook = { ok, atMs: performance.now() };
+    return ok;
   }
 }
 

@@ -2,6 +2,7 @@
  * `ringfence router --region R`: the router of one region of a local world, with its routing table
  * pushed by the controller, its telemetry shipped to it, and a heartbeat every second.
  */
+import { httpRequest } from "../lib/http-request.js";
 import type { Topology } from "../topology/model.js";
 import type { RouterReport, TelemetryWindow } from "../world/contracts.js";
 import type { Layout } from "../world/layout.js";
@@ -23,13 +24,13 @@ export async function runRouterProcess(options: RouterProcessOptions): Promise<{
   const { region, state, topology, layout, tokens, log } = options;
   const controllerUrl = `http://${layout.controller.host}:${layout.controller.port}`;
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${controllerUrl}${path}`, {
+    const res = await httpRequest(`${controllerUrl}${path}`, {
       method: "POST",
       headers: { authorization: `Bearer ${tokens.agent}`, "content-type": "application/json" },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(2_000),
     });
-    await res.arrayBuffer();
+    await res.drain();
     if (!res.ok) throw new Error(`controller answered ${res.status}`);
   };
   const table = new TableClient({

@@ -5,8 +5,10 @@
  * last-known-good table while the controller is unreachable (static stability), for as long as
  * `lastKnownGoodTtlMs` allows; after that the table is dropped and requests get 503.
  */
+
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { httpRequest } from "../lib/http-request.js";
 import { decodeBucketTable, type RoutingTable } from "../world/contracts.js";
 
 export interface TableClientOptions {
@@ -128,12 +130,15 @@ export class TableClient {
 
   async #poll(): Promise<void> {
     const { controllerUrl, token } = this.#options;
-    const res = await fetch(`${controllerUrl}/v1/routing`, {
+    const res = await httpRequest(`${controllerUrl}/v1/routing`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(2_000),
     });
-    if (!res.ok) throw new Error(`controller answered ${res.status}`);
-    this.apply((await res.json()) as RoutingTable);
+    if (!res.ok) {
+      await res.drain();
+      throw new Error(`controller answered ${res.status}`);
+    }
+    this.apply(await res.json<RoutingTable>());
   }
 
   /** Follows the push stream; while it is down, polls; reconnects with a short delay. */
@@ -163,18 +168,21 @@ export class TableClient {
   async #stream(): Promise<void> {
     const { controllerUrl, token } = this.#options;
     this.#abort = new AbortController();
-    const res = await fetch(`${controllerUrl}/v1/routing/stream`, {
+    const res = await httpRequest(`${controllerUrl}/v1/routing/stream`, {
       headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
       signal: this.#abort.signal,
     });
-    if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+    if (!res.ok) {
+      res.body.destroy();
+      throw new Error(`stream answered ${res.status}`);
+    }
     this.#setConnected(true);
     const decoder = new TextDecoder();
     let buffer = "";
     // A silent stream (no keep-alive for 40 s) is a dead one.
     let watchdog = setTimeout(() => this.#abort?.abort(), 40_000);
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => this.#abort?.abort(), 40_000);
         buffer += decoder.decode(chunk, { stream: true });

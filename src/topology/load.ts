@@ -4,18 +4,18 @@
  * `RingfenceError` whose problems carry the path, the fix, and the line and column in the file.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join, resolve } from "node:path";
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
 import { type Problem, RingfenceError } from "../lib/errors.js";
+/** The package root (holds `topologies/` and `examples/`), the same from `src/` and `dist/`. */
+import { PACKAGE_ROOT } from "../lib/package-root.js";
 import { compile } from "./compile.js";
 import { collectKeys, errorMap } from "./messages.js";
 import type { Topology } from "./model.js";
 import { type RawTopology, SECTIONS, type SectionName } from "./schema.js";
 import { type PathPart, validate } from "./validate.js";
 
-/** The package root (holds `topologies/` and `examples/`), the same from `src/` and `dist/`. */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { PACKAGE_ROOT };
 export const BUNDLED_DIR = join(PACKAGE_ROOT, "topologies");
 export const DEFAULT_TOPOLOGY = "default";
 

@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  ProcessRecord,
-  readPidFile,
-  readProcessRecord,
-  runningSupervisor,
-  writeFileAtomic,
-} from "./pid-files.js";
+import { ProcessRecord, readPidFile, readProcessRecord, runningSupervisor } from "./pid-files.js";
 import { isAlive, startTimeOf } from "./procfs.js";
 import { StateDir } from "./state.js";
 
@@ -149,15 +143,6 @@ test("the supervisor's record: claimed, updated per start, released, and never l
   assert.equal(readPidFile(state), child);
   other.release();
   assert.deepEqual(readdirSync(state.root), []);
-});
-
-test("writeFileAtomic replaces a file whole", () => {
-  const state = stateDir();
-  const file = join(state.root, "x.json");
-  writeFileAtomic(file, "first");
-  writeFileAtomic(file, "second");
-  assert.equal(readFileSync(file, "utf8"), "second");
-  assert.deepEqual(readdirSync(state.root), ["x.json"]);
 });
 
 test("isAlive tells a live process from a dead one and from a reused pid", async () => {

@@ -4,7 +4,8 @@
  * the start time that tells it apart from a later process the kernel gives the same pid. Both are
  * written to a temporary file and renamed into place, so a crash never leaves half of one.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { writeFileAtomic } from "../lib/files.js";
 import { isAlive, startTimeOf } from "./procfs.js";
 import type { StateDir } from "./state.js";
 
@@ -22,18 +23,6 @@ export interface ProcessRecordFile {
   readonly supervisor: RecordedProcess;
   /** The latest process of each role the supervisor started (a restart replaces its entry). */
   readonly processes: readonly RecordedProcess[];
-}
-
-/** Writes `text` to `path` through a temporary file beside it and a rename: all of it or nothing. */
-export function writeFileAtomic(path: string, text: string): void {
-  const temp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(temp, text);
-    renameSync(temp, path);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
 }
 
 /** The pid in `supervisor.pid`; undefined when the file is missing or holds no pid. */

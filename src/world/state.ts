@@ -4,6 +4,7 @@
  *
  *   world.json          the topology it runs, the address base, where PostgreSQL data lives
  *   topology.yaml       a copy of the topology file
+ *   topology.json       the topology as compiled by the supervisor at start, read by every role
  *   tokens.json         bearer tokens (reader, operator, agent), mode 0600, created once
  *   token-secret        the demo service's HMAC secret, mode 0600
  *   supervisor.pid      the running world's supervisor
@@ -47,6 +48,10 @@ export class StateDir {
 
   get configFile(): string {
     return join(this.root, "world.json");
+  }
+  /** The compiled topology the supervisor writes at each start and every role reads. */
+  get compiledTopologyFile(): string {
+    return join(this.root, "topology.json");
   }
   get tokensFile(): string {
     return join(this.root, "tokens.json");

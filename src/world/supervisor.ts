@@ -11,6 +11,7 @@ import { closeSync, copyFileSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
+import { CHILD_NODE_FLAGS, ROUTER_NODE_FLAGS } from "../lib/node-flags.js";
 import {
   baseSettings,
   describeRunAs,
@@ -23,6 +24,7 @@ import {
   writeSettings,
 } from "../lib/postgres.js";
 import { processTree } from "../lib/proctree.js";
+import { writeCompiledTopology } from "../topology/compiled.js";
 import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import type { Topology } from "../topology/model.js";
 import { WanEmulator } from "../wan/index.js";
@@ -103,6 +105,7 @@ export class World {
     assertNoOrphans(this.state);
     this.#config = this.#prepareState();
     this.#topology = loadTopology(this.#config.topologyFile);
+    writeCompiledTopology(this.state.compiledTopologyFile, this.#topology);
     this.#layout = buildLayout(this.#topology, this.#config.addressBase);
     this.#record = new ProcessRecord(this.state);
     this.#record.claim();
@@ -222,14 +225,14 @@ export class World {
     return config;
   }
 
-  #supervise(id: string, argv: string[], log: string): Supervised {
+  #supervise(id: string, argv: string[], log: string, nodeFlags = CHILD_NODE_FLAGS): Supervised {
     const logFile = this.state.log(log);
     return new Supervised({
       id,
       spawn: () => {
         const fd = openSync(logFile, "a");
         try {
-          return spawn(process.execPath, [this.#options.ringfenceBin, ...argv], {
+          return spawn(process.execPath, [...nodeFlags, this.#options.ringfenceBin, ...argv], {
             stdio: ["ignore", fd, fd],
             // The mark passes on to what the child starts, so that `down` finds it all after a crash.
             env: { ...process.env, RINGFENCE_ROLE: id, [WORLD_MARK]: this.state.root },
@@ -337,6 +340,7 @@ export class World {
         `router:${region.name}`,
         ["router", "--state-dir", this.state.root, "--region", region.name],
         `router-${region.name}`,
+        ROUTER_NODE_FLAGS,
       );
       this.#routers.push(router);
       router.start();
