@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { httpRequest } from "../lib/http-request.js";
 import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
+import { waitUntilAccepting } from "../lib/ports.js";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
 import { Supervised, type SupervisorEvent } from "./supervisor.js";
@@ -22,6 +23,14 @@ export interface InstanceOptions {
   readonly cwd: string;
   readonly logFile: string;
   readonly onEvent: (e: SupervisorEvent) => void;
+  /**
+   * How long the first start waits for the instance's local replica to accept connections; 20 s by
+   * default. A world starting on a small machine then starts each cell's databases before the
+   * instances that read from them, instead of every process at once. Later restarts never wait: an
+   * instance whose replica is down must still run (it reads from the primary, and its fallback
+   * serves), and its health check says what it lacks.
+   */
+  readonly replicaWaitMs?: number;
 }
 
 /**
@@ -71,8 +80,22 @@ export class InstanceRunner {
     this.slot = options.slot;
     const env = instanceEnv(options.slot, options.layout, options.version, options.tokenSecret);
     const argv = resolveCommand(options.slot.command, options.ringfenceBin);
+    const replica = options.layout.databases.find(
+      (d) => d.cell === options.slot.cell && d.region === options.slot.region,
+    );
+    let firstStart = true;
     this.supervised = new Supervised({
       id: `instance:${options.slot.id}`,
+      prepare: async () => {
+        if (!firstStart || !replica) return;
+        firstStart = false;
+        this.#detail = `waiting for the local replica ${replica.host}:${replica.port} before the first start`;
+        await waitUntilAccepting(replica.host, replica.port, {
+          timeoutMs: options.replicaWaitMs ?? 20_000,
+          everyMs: 100,
+        });
+        this.#detail = "starting";
+      },
       spawn: () => {
         const log = openSync(options.logFile, "a");
         try {

@@ -83,7 +83,11 @@ const SELECT_USER =
  * of the pool's, so a connection lost mid-query would throw from the emitter; the query's own
  * rejection reports the loss instead. A client whose work failed is destroyed, not returned.
  */
-export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+  options: { readonly close?: boolean } = {},
+): Promise<T> {
   const client = await pool.connect();
   const ignore = () => {};
   client.on("error", ignore);
@@ -95,7 +99,8 @@ export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient)
     throw err;
   } finally {
     client.off("error", ignore);
-    client.release(failed);
+    // `close`: the connection ends here instead of idling in the pool.
+    client.release(failed ?? options.close === true);
   }
 }
 
@@ -239,7 +244,8 @@ export class DirectoryStore {
   async primaryHealthy(timeoutMs = 1_000, maxAgeMs = 0): Promise<boolean> {
     const look = this.#primaryLook;
     if (look && performance.now() - look.atMs < maxAgeMs) return look.ok;
-    const ok = await probe(this.#write, timeoutMs);
+    // A look every maxAgeMs must not hold a connection on the primary in between.
+    const ok = await probe(this.#write, timeoutMs, maxAgeMs > 0);
     this.#primaryLook = { ok, atMs: performance.now() };
     return ok;
   }
@@ -249,11 +255,15 @@ export class DirectoryStore {
  * `SELECT 1` through `pool`, false after `timeoutMs`. A probe that times out keeps its connection
  * until the server answers (a stopped server must not be mistaken for a healthy one meanwhile).
  */
-async function probe(pool: pg.Pool, timeoutMs: number): Promise<boolean> {
-  const attempt = withClient(pool, async (client) => {
-    await client.query("SELECT 1");
-    return true;
-  }).catch(() => false);
+async function probe(pool: pg.Pool, timeoutMs: number, close = false): Promise<boolean> {
+  const attempt = withClient(
+    pool,
+    async (client) => {
+      await client.query("SELECT 1");
+      return true;
+    },
+    { close },
+  ).catch(() => false);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
