@@ -83,7 +83,7 @@ export class World {
   #marks: LogMarks = new Map();
   /** Aborted by `stop()`, so that a start under way gives up at once and starts nothing more. */
   #abort = new AbortController();
-  /** The start's steps, which `stop()` waits for before it stops what they started. */
+  /** The start's steps, which `stop()` waits to settle before it resolves. */
   #steps: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
 
