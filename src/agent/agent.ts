@@ -134,6 +134,8 @@ export class Agent {
       },
       onDatabaseEvent: (slot, kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
       onUrgentReport: () => this.#beats.request(),
+      // Only logged: what a failed start points at when an instance runs but fails its health check.
+      onInstanceHealth: (slot, health, detail) => this.#log(`instance:${slot.id}: ${health}: ${detail}`),
     });
     this.#databases = zone.databases;
     this.#writers = zone.writers;

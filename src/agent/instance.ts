@@ -31,6 +31,8 @@ export interface InstanceOptions {
    * serves), and its health check says what it lacks.
    */
   readonly replicaWaitMs?: number;
+  /** Called when a probe finds the health changed (not on every probe), with the probe's detail. */
+  readonly onHealthChange?: (health: Health, detail: string) => void;
 }
 
 /**
@@ -75,9 +77,11 @@ export class InstanceRunner {
   readonly supervised: Supervised;
   #health: Health = "unknown";
   #detail = "starting";
+  #onHealthChange: ((health: Health, detail: string) => void) | undefined;
 
   constructor(options: InstanceOptions) {
     this.slot = options.slot;
+    this.#onHealthChange = options.onHealthChange;
     const env = instanceEnv(options.slot, options.layout, options.version, options.tokenSecret);
     const argv = resolveCommand(options.slot.command, options.ringfenceBin);
     const replica = options.layout.databases.find(
@@ -131,6 +135,12 @@ export class InstanceRunner {
 
   /** GETs the health path with a 1 s timeout; never throws. */
   async probe(): Promise<void> {
+    const before = this.#health;
+    await this.#probe();
+    if (this.#health !== before) this.#onHealthChange?.(this.#health, this.#detail);
+  }
+
+  async #probe(): Promise<void> {
     if (this.supervised.pid === null) {
       this.#health = "unhealthy";
       this.#detail = `not running (${this.supervised.state})`;

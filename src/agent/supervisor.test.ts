@@ -88,3 +88,27 @@ test("a command that cannot be spawned is retried, not crashed on", async () => 
     await s.stop();
   }
 });
+
+test("a held process that exits is not restarted, and stop() still ends it cleanly", async () => {
+  const events: SupervisorEvent[] = [];
+  const s = new Supervised({
+    id: "h",
+    spawn: node("setInterval(() => {}, 1000)"),
+    initialBackoffMs: 10,
+    onEvent: (e) => events.push(e),
+  });
+  s.start();
+  await until(() => s.pid !== null);
+  s.hold();
+  process.kill(s.pid as number, "SIGKILL");
+  // The exit handler decides about a restart in the same turn as it clears the pid.
+  await until(() => s.pid === null);
+  assert.deepEqual(
+    events.filter((e) => e.kind === "exited" || e.kind === "restart-scheduled"),
+    [],
+    "no unexpected exit, no restart",
+  );
+  assert.equal(s.restarts, 0);
+  await s.stop();
+  assert.equal(s.state, "stopped");
+});

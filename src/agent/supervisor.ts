@@ -147,6 +147,16 @@ export class Supervised {
     this.#timer.unref();
   }
 
+  /**
+   * No restart from now on: a process that exits stays down, one waiting to restart is not started.
+   * A running process keeps running until `stop()` or `kill()`; `start()` undoes it.
+   */
+  hold(): void {
+    this.#wanted = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   /** Restarts now (a graceful stop, then a start), counting it as a restart. */
   async restart(): Promise<void> {
     await this.stop();

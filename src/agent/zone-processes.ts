@@ -6,8 +6,8 @@
 import { dirname, join } from "node:path";
 import { findPgBinaries, pgRunAs } from "../lib/postgres.js";
 import type { Topology } from "../topology/model.js";
-import type { CellState, ProcessReport } from "../world/contracts.js";
-import type { DatabaseSlot, Layout, WriterSlot } from "../world/layout.js";
+import type { CellState, Health, ProcessReport } from "../world/contracts.js";
+import type { DatabaseSlot, InstanceSlot, Layout, WriterSlot } from "../world/layout.js";
 import type { StateDir, WorldConfig } from "../world/state.js";
 import { DatabaseRunner } from "./database.js";
 import { InstanceRunner } from "./instance.js";
@@ -39,6 +39,8 @@ export interface ZoneProcessOptions {
   ) => void;
   /** Asks for a heartbeat now. */
   readonly onUrgentReport: () => void;
+  /** A service instance's health changed (see InstanceRunner.probe). */
+  readonly onInstanceHealth?: (slot: InstanceSlot, health: Health, detail: string) => void;
 }
 
 /** The data directory of the instance in `slot`: one folder per slot under the world's PostgreSQL root. */
@@ -86,6 +88,7 @@ export function zoneProcesses(options: ZoneProcessOptions): ZoneProcesses {
           cwd: dirname(world.topologyFile),
           logFile: state.log(`instance-${slot.id}`),
           onEvent: options.onEvent,
+          onHealthChange: (health, detail) => options.onInstanceHealth?.(slot, health, detail),
         }),
     );
   return { databases, writers, instances };

@@ -9,7 +9,7 @@ import { buildLayout } from "../world/layout.js";
 import { StateDir } from "../world/state.js";
 import type { Io } from "./output.js";
 import { RINGFENCE_BIN } from "./paths.js";
-import { runSupervisor, STATE_OPTION, type WorldFlags } from "./supervise.js";
+import { READY_TIMEOUT_OPTION, runSupervisor, STATE_OPTION, type WorldFlags } from "./supervise.js";
 
 export function registerRoles(program: Command, io: Io, setExit: (code: number) => void): void {
   program
@@ -17,6 +17,7 @@ export function registerRoles(program: Command, io: Io, setExit: (code: number) 
     .option(...STATE_OPTION)
     .option("--topology <file>")
     .option("--address-base <n>", "", "0")
+    .option(...READY_TIMEOUT_OPTION)
     .action(async (flags: WorldFlags) => setExit(await runSupervisor(flags, io, false)));
   program
     .command("controller", { hidden: true })

@@ -3,7 +3,8 @@
  * foreground, or detached as the hidden `world-supervisor` role, see roles.ts).
  */
 import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync } from "node:fs";
+import { constants } from "node:os";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { RingfenceError } from "../lib/errors.js";
@@ -19,10 +20,18 @@ import {
 } from "../world/orphans.js";
 import { runningSupervisor } from "../world/pid-files.js";
 import { StateDir } from "../world/state.js";
+import { LogFollower } from "./log-follower.js";
 import { EXIT, type Io } from "./output.js";
 import { RINGFENCE_BIN } from "./paths.js";
 import { renderStatus } from "./status.js";
-import { addressBase, runSupervisor, STATE_OPTION, type WorldFlags } from "./supervise.js";
+import {
+  addressBase,
+  READY_TIMEOUT_OPTION,
+  readyTimeoutMs,
+  runSupervisor,
+  STATE_OPTION,
+  type WorldFlags,
+} from "./supervise.js";
 
 export function registerWorld(program: Command, io: Io, setExit: (code: number) => void): void {
   const stateOption = STATE_OPTION;
@@ -33,6 +42,7 @@ export function registerWorld(program: Command, io: Io, setExit: (code: number) 
     .option(...stateOption)
     .option("--detach", "leave the world running in the background and return")
     .option("--address-base <n>", "second octet of the world's loopback addresses (127.N.x.y)", "0")
+    .option(...READY_TIMEOUT_OPTION)
     .action(async (flags: WorldFlags) => setExit(await up(flags, io)));
   program
     .command("down")
@@ -54,6 +64,12 @@ async function up(flags: WorldFlags, io: Io): Promise<number> {
   return await runSupervisor(flags, io, true);
 }
 
+/**
+ * Starts the supervisor in the background and follows its log until it says READY. When it exits
+ * instead (its start failed: it stopped everything and printed why), exits with its code. Ctrl-C
+ * or SIGTERM meanwhile is passed on to it, since it is not in this terminal's process group: it
+ * stops what it had started, and this exits with 128 + the signal's number once it has.
+ */
 async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
   const state = new StateDir(flags.stateDir);
   const running = runningSupervisor(state);
@@ -64,11 +80,11 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
     );
   }
   assertNoOrphans(state);
-  const { mkdirSync } = await import("node:fs");
+  readyTimeoutMs(flags); // a bad flag fails here, not in the background
   mkdirSync(state.logs, { recursive: true });
   const logFile = state.log("supervisor");
-  const start = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, "a");
+  const follower = new LogFollower(logFile, fstatSync(fd).size);
   const args = [
     ...CHILD_NODE_FLAGS,
     RINGFENCE_BIN,
@@ -77,32 +93,51 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
     state.root,
     "--address-base",
     String(addressBase(flags)),
+    "--ready-timeout",
+    flags.readyTimeout ?? READY_TIMEOUT_OPTION[2],
   ];
   if (flags.topology) args.push("--topology", supervisorTopologyPath(flags.topology));
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd] });
+  closeSync(fd); // the child has its own copy
   child.unref();
-  // Follow the supervisor's log until it says READY, fails, or exits.
-  let offset = start;
-  let buffered = "";
-  while (true) {
-    await new Promise((r) => setTimeout(r, 200));
-    const text = readFileSync(logFile, "utf8");
-    const fresh = text.slice(offset);
-    offset = text.length;
-    buffered += fresh;
-    const lines = buffered.split("\n");
-    buffered = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line === "READY") {
-        io.stdout(`${pc.dim("the world runs in the background; `ringfence down` stops it")}\n`);
-        return EXIT.ok;
+  let exit: string | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", (code, signal) => {
+      exit = code === null ? `signal ${signal}` : `exit code ${code}`;
+      resolve();
+    }),
+  );
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled === undefined) {
+      io.stderr(`${signal}: stopping the world that was starting (supervisor pid ${child.pid})\n`);
+    }
+    signalled = signal;
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGTERM");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    while (true) {
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
+      const done = exit !== undefined;
+      for (const line of follower.lines({ final: done })) {
+        // READY after a signal: the supervisor is stopping again, follow it until it exits.
+        if (line === "READY" && signalled === undefined) {
+          io.stdout(`${pc.dim("the world runs in the background; `ringfence down` stops it")}\n`);
+          return EXIT.ok;
+        }
+        if (line !== "READY") io.stderr(`${line}\n`);
       }
-      io.stderr(`${line}\n`);
+      if (done) {
+        io.stderr(`the world supervisor (pid ${child.pid}) exited (${exit}); its log: ${logFile}\n`);
+        if (signalled !== undefined) return 128 + constants.signals[signalled];
+        return child.exitCode !== null && child.exitCode !== 0 ? child.exitCode : EXIT.internal;
+      }
     }
-    if (child.exitCode !== null || child.signalCode !== null) {
-      io.stderr(`the world supervisor exited (${child.exitCode ?? child.signalCode}); see ${logFile}\n`);
-      return EXIT.internal;
-    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 

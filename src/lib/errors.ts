@@ -64,7 +64,13 @@ export const ERROR_CODES = {
     status: 500,
     retryable: true,
     description:
-      "The local world did not become ready in time; the message names what was not ready and the log to read.",
+      "The local world did not become ready in time; the message names what was not ready and the log lines that say why. Everything the start had started is stopped.",
+  },
+  RINGFENCE_WORLD_START_INTERRUPTED: {
+    status: 503,
+    retryable: true,
+    description:
+      "The local world was stopped (Ctrl-C, SIGTERM, `ringfence down`) while it was starting; everything the start had started is stopped.",
   },
   RINGFENCE_PLAN_GATE_FAILED: {
     status: 422,

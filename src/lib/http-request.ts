@@ -27,6 +27,8 @@ export interface HttpAnswer {
   readonly status: number;
   /** True for a 2xx status. */
   readonly ok: boolean;
+  /** The answer's headers, names in lower case. */
+  readonly headers: IncomingMessage["headers"];
   /** The body as it arrives (for event streams). */
   readonly body: IncomingMessage;
   text(): Promise<string>;
@@ -67,6 +69,7 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
       resolve({
         status,
         ok: status >= 200 && status < 300,
+        headers: res.headers,
         body: res,
         text,
         json: async <T>() => JSON.parse(await text()) as T,

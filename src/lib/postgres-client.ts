@@ -25,11 +25,20 @@ export function pgClient(
   });
 }
 
-/** Waits until the instance accepts queries, or throws after `timeoutMs`. */
-export async function waitReady(host: string, port: number, timeoutMs = 30_000): Promise<void> {
+/**
+ * Waits until the instance accepts queries, or throws after `timeoutMs`; when `signal` aborts,
+ * rejects with its reason at the next attempt.
+ */
+export async function waitReady(
+  host: string,
+  port: number,
+  timeoutMs = 30_000,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     const client = pgClient(host, port);
     try {
       await client.connect();

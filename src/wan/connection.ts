@@ -80,7 +80,7 @@ export class ProxiedConnection {
   destroy(options?: { reset?: boolean }): Promise<void> {
     const sockets = [this.#client, this.#upstream].filter((s): s is Socket => s !== undefined);
     for (const socket of sockets) {
-      if (options?.reset === true) reset(socket);
+      if (options?.reset === true) resetSocket(socket);
       else socket.destroy();
     }
     this.#finish();
@@ -128,7 +128,7 @@ export class ProxiedConnection {
       }
       // No upstream yet: #connect sees the destroyed client and never dials.
       const socket = victim === "client" ? this.#client : this.#upstream;
-      if (socket !== undefined) reset(socket);
+      if (socket !== undefined) resetSocket(socket);
     });
   }
 
@@ -142,7 +142,7 @@ export class ProxiedConnection {
     if (this.#finished) return;
     this.#after(Math.max(1_000, 4 * this.#session.sampleDelayMs()), () => {
       const socket = victim === "client" ? this.#client : this.#upstream;
-      if (socket !== undefined && !socket.destroyed) reset(socket);
+      if (socket !== undefined && !socket.destroyed) resetSocket(socket);
     });
   }
 
@@ -172,9 +172,19 @@ export class ProxiedConnection {
   }
 }
 
-/** Destroys a socket with a TCP RST where possible, so the peer sees ECONNRESET rather than a clean FIN. */
-function reset(socket: Socket): void {
+/**
+ * Destroys a socket with a TCP RST where possible, so the peer sees ECONNRESET rather than a clean FIN.
+ * Not while the FIN it was asked to send (`end()`) is still being sent: libuv refuses a reset during
+ * a shutdown (EINVAL), and Node then never closes the handle, so the socket never emits 'close' and
+ * node's exit cleanup spins on it at full CPU forever. Such a socket is destroyed plainly: its peer
+ * already has (or is about to get) the FIN.
+ */
+export function resetSocket(socket: Socket): void {
   if (socket.destroyed) return;
+  if (socket.writableEnded && !socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
   try {
     socket.resetAndDestroy();
   } catch {

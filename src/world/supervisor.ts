@@ -2,15 +2,19 @@
  * The supervisor of a local world (`ringfence up`): starts the control database, the controller,
  * the WAN emulator, one agent per zone and one router per region, in that order, restarts any that
  * die, waits until every region's router reaches every cell, and stops everything in reverse order.
+ * A start that fails, or that `stop()` interrupts, stops everything it had started before it
+ * rejects; a failure names the log lines that say why (start-logs.ts).
  * The WAN emulator runs inside this process; everything else is a child process with its own log.
  * Each child is recorded in `processes.json` and carries the world's mark in its environment, so
  * that `ringfence down` can still find and stop them all should this process die (see orphans.ts).
  */
+
 import { spawn } from "node:child_process";
 import { closeSync, copyFileSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
+import { httpRequest } from "../lib/http-request.js";
 import { CHILD_NODE_FLAGS, ROUTER_NODE_FLAGS } from "../lib/node-flags.js";
 import {
   baseSettings,
@@ -29,10 +33,17 @@ import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import type { Topology } from "../topology/model.js";
 import { WanEmulator } from "../wan/index.js";
 import { buildLayout, type Layout, wanForwards } from "./layout.js";
-import { assertNoOrphans, WORLD_MARK } from "./orphans.js";
+import {
+  assertNoOrphans,
+  describeProcesses,
+  findWorldProcesses,
+  stopOrphans,
+  WORLD_MARK,
+} from "./orphans.js";
 import { ProcessRecord, runningSupervisor } from "./pid-files.js";
 import { killQuietly } from "./procfs.js";
 import { until, waitUntilServing } from "./readiness.js";
+import { explainUnserved, type LogMarks, logMarks, logProblems } from "./start-logs.js";
 import { StateDir, type WorldConfig } from "./state.js";
 
 // Where it lived before readiness.ts; tests and drills import it from here.
@@ -45,7 +56,7 @@ export interface WorldOptions {
   readonly addressBase?: number;
   /** Absolute path of the ringfence CLI script, used to start the other roles. */
   readonly ringfenceBin: string;
-  /** How long to wait for the world to serve. Default 120 s. */
+  /** How long to wait for every router to serve every cell (`up --ready-timeout`). Default 120 s. */
   readonly readyTimeoutMs?: number;
   readonly progress?: (line: string) => void;
 }
@@ -72,6 +83,13 @@ export class World {
   #wan: WanEmulator | undefined;
   #record: ProcessRecord | undefined;
   #started = 0;
+  /** Log sizes when the start began: later lines are this start's. */
+  #marks: LogMarks = new Map();
+  /** Aborted by `stop()`, so that a start under way gives up at once and starts nothing more. */
+  #abort = new AbortController();
+  /** The start's steps, which `stop()` waits to settle before it resolves. */
+  #steps: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
 
   constructor(options: WorldOptions) {
     this.#options = options;
@@ -92,9 +110,15 @@ export class World {
     this.#options.progress?.(`[${seconds}s] ${line}`);
   }
 
-  /** Starts the world and resolves once every router serves every cell. */
+  /**
+   * Starts the world and resolves once every router serves every cell. When it cannot, or `stop()`
+   * is called meanwhile, it stops whatever it had started and then rejects
+   * (`RINGFENCE_WORLD_START_FAILED`, `RINGFENCE_WORLD_START_INTERRUPTED`, or the step's own error).
+   */
   async start(): Promise<WorldSummary> {
     this.#started = Date.now();
+    this.#abort = new AbortController();
+    this.#stopping = undefined;
     const running = runningSupervisor(this.state);
     if (running !== undefined && running !== process.pid) {
       throw new RingfenceError(
@@ -103,6 +127,7 @@ export class World {
       );
     }
     assertNoOrphans(this.state);
+    this.#marks = logMarks(this.state.logs);
     this.#config = this.#prepareState();
     this.#topology = loadTopology(this.#config.topologyFile);
     writeCompiledTopology(this.state.compiledTopologyFile, this.#topology);
@@ -110,18 +135,26 @@ export class World {
     this.#record = new ProcessRecord(this.state);
     this.#record.claim();
     this.#progress(`state in ${this.state.root} (topology ${this.#topology.name})`);
+    this.#steps = this.#startSteps();
     try {
-      await this.#startControlDatabase();
-      await this.#startController();
-      await this.#startWan();
-      this.#startAgents();
-      this.#startRouters();
-      await this.#waitUntilServing();
+      await this.#steps;
     } catch (err) {
       await this.stop();
       throw err;
     }
     return this.summary();
+  }
+
+  async #startSteps(): Promise<void> {
+    await this.#startControlDatabase();
+    this.#abort.signal.throwIfAborted();
+    await this.#startController();
+    this.#abort.signal.throwIfAborted();
+    await this.#startWan();
+    this.#abort.signal.throwIfAborted();
+    this.#startAgents();
+    this.#startRouters();
+    await this.#waitUntilServing();
   }
 
   /** The pid of a role this supervisor runs: `controller`, `agent:ZONE` or `router:REGION`. */
@@ -277,7 +310,16 @@ export class World {
       onEvent: (e) => this.#recordStart(e),
     });
     this.#controlDb.start();
-    await waitReady(host, port, 60_000);
+    try {
+      await waitReady(host, port, 60_000, this.#abort.signal);
+    } catch (err) {
+      if (this.#abort.signal.aborted || !(err instanceof RingfenceError)) throw err;
+      const log = this.state.log("control-database");
+      throw new RingfenceError(err.code, `the control database did not start: ${err.message}`, {
+        problems: logProblems("control database", log, this.#marks, 8),
+        cause: err,
+      });
+    }
     this.#progress(`control database ready on ${host}:${port}`);
   }
 
@@ -289,11 +331,22 @@ export class World {
     );
     this.#controller.start();
     const url = `http://${this.layout.controller.host}:${this.layout.controller.port}`;
-    await until(
-      async () => (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(1_000) })).ok,
-      60_000,
-      () => `the controller did not answer on ${url} (see ${this.state.log("controller")})`,
-    );
+    const log = this.state.log("controller");
+    const healthy = async () => {
+      const res = await httpRequest(`${url}/v1/health`, { signal: AbortSignal.timeout(1_000) });
+      await res.drain();
+      return res.ok;
+    };
+    await until(healthy, {
+      timeoutMs: 60_000,
+      signal: this.#abort.signal,
+      failure: () =>
+        new RingfenceError(
+          "RINGFENCE_WORLD_START_FAILED",
+          `the controller did not answer on ${url} within 60 s; everything the start had started is stopped. Its last lines:`,
+          { problems: logProblems("controller", log, this.#marks, 8) },
+        ),
+    });
     this.#progress(`controller ready on ${url}`);
   }
 
@@ -352,7 +405,10 @@ export class World {
     await waitUntilServing(this.layout, this.topology, {
       timeoutMs: this.#options.readyTimeoutMs ?? 120_000,
       logs: this.state.logs,
+      signal: this.#abort.signal,
       progress: (line) => this.#progress(line),
+      // Read now, before stopping adds its own lines.
+      explain: (unserved) => explainUnserved(this.layout, this.state, unserved, this.#marks),
     });
   }
 
@@ -369,8 +425,27 @@ export class World {
     if (outcome === "expired") this.#progress(`${what} did not stop within 15 s; going on without it`);
   }
 
-  /** Stops routers, agents (and with them the cells), the controller, the WAN and the control database. */
-  async stop(): Promise<void> {
+  /**
+   * Stops routers, agents (and with them the cells), the controller, the WAN and the control
+   * database, then any process of the world that outlived its parent. A start under way gives up
+   * first, so that it starts nothing more. Calls while stopping share the one stop.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    // A start under way starts nothing more: each step checks the signal before it starts anything.
+    this.#abort.abort(
+      new RingfenceError(
+        "RINGFENCE_WORLD_START_INTERRUPTED",
+        "the world was stopped while it was starting; everything the start had started is stopped",
+      ),
+    );
+    // And nothing is restarted: a child that exits from now on (Ctrl-C reaches the whole process
+    // group, so children may exit before they are asked to) stays down.
+    for (const s of [...this.#routers, ...this.#agents, this.#controller, this.#controlDb]) s?.hold();
     this.#progress("stopping routers");
     await Promise.all(this.#routers.map((r) => r.stop()));
     this.#progress("stopping agents (service instances, writer endpoints, cell databases)");
@@ -380,7 +455,24 @@ export class World {
     await this.#bounded("the WAN emulator", this.#wan?.close());
     this.#progress("stopping the control database");
     await this.#controlDb?.stop();
+    await this.#steps?.catch(() => {}); // the start noticed and settled
+    await this.#stopLeftovers();
     this.#record?.release();
     this.#progress("stopped");
+  }
+
+  /**
+   * Processes of the world still running once every child stopped: lost from view when their
+   * parent died or was SIGKILLed after its grace time (a service instance of a killed agent).
+   */
+  async #stopLeftovers(): Promise<void> {
+    if (this.#record === undefined) return; // nothing was started
+    const left = findWorldProcesses(this.state);
+    if (left.length === 0) return;
+    this.#progress(`stopping what outlived its parent: ${describeProcesses(left, 8)}`);
+    const report = await stopOrphans(this.state, { graceMs: 5_000 });
+    if (report.survivors.length > 0) {
+      this.#progress(`could not stop ${describeProcesses(report.survivors)}; stop them by hand`);
+    }
   }
 }

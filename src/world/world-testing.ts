@@ -11,11 +11,12 @@ import type { CellState } from "./contracts.js";
 import { probeTenants, World } from "./supervisor.js";
 
 /*
- * A test file that ran a world sometimes never exits: once its tests are done and its event loop is
- * empty, node's exit cleanup (Environment::CleanupHandles) spins on a socket handle whose close never
- * completes, at full CPU, forever (seen on Node 20 after a world's sockets were torn down; not yet
- * traced to its source). With the loop empty, everything the test runner reports has been written,
- * so leaving through process.exit(), which skips that cleanup, loses nothing.
+ * A test file that ran a world sometimes never exited: once its tests were done and its event loop
+ * empty, node's exit cleanup (Environment::CleanupHandles) spun on a socket handle whose close never
+ * completed, at full CPU, forever. The cause was the WAN emulator resetting a socket while its FIN was
+ * still being sent (see resetSocket in wan/connection.ts), which is fixed; this stays as a guard
+ * against any other such handle. With the loop empty, everything the test runner reports has been
+ * written, so leaving through process.exit(), which skips that cleanup, loses nothing.
  */
 process.once("beforeExit", (code) => process.exit(code));
 
