@@ -37,9 +37,14 @@ export class Evidence {
   #agents = new Map<string, { version: number; atMs: number }>();
   /** Cell → samples of its primary's flushed position. */
   #history = new Map<string, PositionSample[]>();
+  /** Database slots some report has shown up (a primary's own agent, or an observer reaching it). */
+  readonly #seenUp = new Set<string>();
+  /** When this controller's start-up grace ends (`failover.startupGrace` after it started). */
+  readonly #graceUntilMs: number;
 
-  constructor(index: WorldIndex) {
+  constructor(index: WorldIndex, startedAtMs: number) {
     this.#index = index;
+    this.#graceUntilMs = startedAtMs + index.topology.failover.startupGraceMs;
     // A gap longer than the freshness window cuts an observer's streak: the topology's number.
     this.#probes = new ObserverReports({ gapMs: index.topology.failover.detection.freshMs });
   }
@@ -53,8 +58,10 @@ export class Evidence {
       report.observations ?? [],
       atMs,
     );
+    for (const o of report.observations ?? []) if (o.ok) this.#seenUp.add(o.target);
     for (const d of report.databases) {
       this.#databases.set(d.id, { value: d, atMs, sentAtMs, zone, version: report.desiredVersion });
+      if (d.role === "primary") this.#seenUp.add(d.id);
       if (d.role !== "primary") continue;
       const cell = this.#index.layout.databases.find((x) => x.id === d.id)?.cell;
       const lsn = parseLsn(d.flushLsn ?? d.lsn);
@@ -78,6 +85,7 @@ export class Evidence {
       probes: this.#probes.probes(target),
       // Dated by when it was sent: a late "down" from a paused agent must not speed up a verdict.
       agent: own === undefined ? undefined : { databaseUp: own.value.role === "primary", atMs: own.sentAtMs },
+      startupGraceUntilMs: this.#seenUp.has(target) ? undefined : this.#graceUntilMs,
     };
   }
 

@@ -164,6 +164,8 @@ test(
     const primary = home(cell);
     const [a, b] = ["r1", "r2", "r3"].filter((r) => r !== primary) as [string, string];
     const before = await cellState(cell);
+    // An observer reached the primary before its region went: its start-up grace is over.
+    await beat(zoneOf(a), { probes: [up(`${cell}/${primary}`)] });
     clock.advance(1_000);
     await beat(zoneOf(a), { probes: [down(`${cell}/${primary}`)] });
     await beat(zoneOf(b), { probes: [down(`${cell}/${primary}`)] });

@@ -158,7 +158,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       checkMs: routingCheckMs,
       maxStreams: maxRoutingStreams,
     });
-    const evidence = new Evidence(index);
+    const evidence = new Evidence(index, clock());
     const failover = new FailoverCoordinator(
       { index, cells: store.cells, evidence, clock },
       options.failover,

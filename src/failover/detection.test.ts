@@ -94,3 +94,36 @@ test("property: failed only with two agreeing other regions, never when any othe
     { numRuns: 2_000 },
   );
 });
+
+test("start-up grace: a primary never seen up is suspect, not failed, until the grace runs out", () => {
+  const failing = [probe("r2", false, 9), probe("r3", false, 9)];
+  const inGrace = judgePrimary({ ...evidence(failing), startupGraceUntilMs: NOW + 1 }, NOW, OPTIONS);
+  assert.equal(inGrace.state, "suspect");
+  assert.match(inGrace.state === "suspect" ? inGrace.reason : "", /start-up grace/);
+  assert.equal(
+    judgePrimary({ ...evidence(failing), startupGraceUntilMs: NOW }, NOW, OPTIONS).state,
+    "failed",
+  );
+  assert.equal(judgePrimary(evidence(failing), NOW, OPTIONS).state, "failed", "seen up: no grace");
+});
+
+test("property: the start-up grace only ever turns a failed verdict into a suspect one, and only before it ends", () => {
+  const probes = fc.array(
+    fc.record({
+      region: fc.constantFrom("r1", "r2", "r3", "r4"),
+      ok: fc.boolean(),
+      consecutiveFailures: fc.integer({ min: 0, max: 10 }),
+      ageMs: fc.integer({ min: 0, max: 6_000 }),
+    }),
+    { maxLength: 8 },
+  );
+  fc.assert(
+    fc.property(probes, fc.integer({ min: -5_000, max: 5_000 }), (ps, graceLeft) => {
+      const e = evidence(ps.map((p) => probe(p.region, p.ok, p.ok ? 0 : p.consecutiveFailures, p.ageMs)));
+      const without = judgePrimary(e, NOW, OPTIONS);
+      const withGrace = judgePrimary({ ...e, startupGraceUntilMs: NOW + graceLeft }, NOW, OPTIONS);
+      if (without.state !== "failed" || graceLeft <= 0) assert.deepEqual(withGrace, without);
+      else assert.equal(withGrace.state, "suspect");
+    }),
+  );
+});

@@ -18,6 +18,13 @@
  * cannot stand in for a fresh one; and an observer whose reports show a gap counts again only with
  * probes observed after the gap, its failure streak cut at the gap.
  *
+ * A primary that no report has shown up since the controller started is in its start-up grace
+ * (`failover.startupGrace`, 60 s by default): a world that starts creates and starts every database
+ * at once, and on a small or starved machine the first probes time out; failing such a primary over
+ * would promote a standby of a database that never failed. The grace ends at the first report that
+ * shows the primary up, or when it runs out, so a primary that is really dead when the controller
+ * starts is failed over at most the grace later.
+ *
  * What this protects against: a partition that isolates only the controller leaves it with no fresh
  * observations at all, so nothing is declared; a partition between the primary and one observer
  * leaves the other observers reaching it, so nothing is declared; a paused observer, or a paused
@@ -47,6 +54,12 @@ export interface PrimaryEvidence {
   readonly agent?: { readonly databaseUp: boolean; readonly atMs: number } | undefined;
   /** The latest probe from each observer zone. */
   readonly probes: readonly Probe[];
+  /**
+   * Set while the primary is in its start-up grace: no report since the controller started has
+   * shown it up, and the grace (`failover.startupGrace` after that start) has not run out. Until
+   * then, failed probes make it suspect, never failed.
+   */
+  readonly startupGraceUntilMs?: number | undefined;
 }
 
 /** The rule's numbers: `topology.failover.detection`, derived from `failover.detection` (settings.ts). */
@@ -91,6 +104,16 @@ export function judgePrimary(evidence: PrimaryEvidence, nowMs: number, options: 
   for (const p of fresh)
     byRegion.set(p.region, (byRegion.get(p.region) ?? true) && p.consecutiveFailures >= failures);
   const agreeing = [...byRegion].filter(([, agree]) => agree).map(([region]) => region);
+  if (
+    agreeing.length >= needed &&
+    evidence.startupGraceUntilMs !== undefined &&
+    nowMs < evidence.startupGraceUntilMs
+  ) {
+    return {
+      state: "suspect",
+      reason: `unreachable from ${agreeing.length} other regions, but not yet seen up since the controller started (start-up grace for ${Math.ceil((evidence.startupGraceUntilMs - nowMs) / 1000)} s more)`,
+    };
+  }
   if (agreeing.length >= needed) {
     return {
       state: "failed",

@@ -163,6 +163,7 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
       failback: raw.failover.failback,
       failbackAfterMs: raw.failover.failbackAfter,
       manualFailback: raw.failover.manualFailback,
+      startupGraceMs: raw.failover.startupGrace,
     },
     load: { tenants: raw.load.tenants },
     objectives: {

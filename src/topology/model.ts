@@ -173,6 +173,12 @@ export interface Topology {
     readonly failbackAfterMs: number;
     /** Cells (by index) that fail back only when an operator switches them over. */
     readonly manualFailback: readonly number[];
+    /**
+     * `failover.startupGrace`: after the controller starts, how long a primary that no report has yet
+     * shown up is not declared failed (a starting world's databases are still being created and
+     * started, and a starved machine makes their first probes time out).
+     */
+    readonly startupGraceMs: number;
   };
   readonly load: { readonly tenants: number };
   readonly objectives: { readonly blastRadius: number | undefined };

@@ -251,6 +251,7 @@ export const failoverSchema = z
     failback: z.enum(["automatic", "manual"]).default("automatic"),
     failbackAfter: duration().default(60_000),
     manualFailback: z.array(count(0, 65_534)).default([]),
+    startupGrace: duration().default(60_000),
   })
   .default({
     detection: 3_000,
@@ -258,6 +259,7 @@ export const failoverSchema = z
     failback: "automatic",
     failbackAfter: 60_000,
     manualFailback: [],
+    startupGrace: 60_000,
   });
 
 const ROUTER_DEFAULTS = {

@@ -20,6 +20,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { RINGFENCE_BIN } from "../cli/paths.js";
+import { httpRequest } from "../lib/http-request.js";
 import { startTestCluster } from "../lib/postgres-testing.js";
 import { processTree } from "../lib/proctree.js";
 import { readCompiledTopology } from "../topology/compiled.js";
@@ -75,12 +76,20 @@ async function failoverView(state: StateDir): Promise<FailoverView> {
     readCompiledTopology(state.compiledTopologyFile),
     state.readConfig().addressBase,
   ).controller;
-  const res = await fetch(`http://${host}:${port}/v1/failover`, {
-    headers: { authorization: `Bearer ${state.tokens().reader}` },
-    signal: AbortSignal.timeout(5_000),
-  });
-  if (!res.ok) throw new Error(`GET /v1/failover answered ${res.status}`);
-  return (await res.json()) as FailoverView;
+  // A few tries: a connection kept from the world's previous run may be found closed.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await httpRequest(`http://${host}:${port}/v1/failover`, {
+        headers: { authorization: `Bearer ${state.tokens().reader}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!res.ok) throw new Error(`GET /v1/failover answered ${res.status}`);
+      return await res.json<FailoverView>();
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** Failovers started since `before`, and cells whose epoch moved. */
