@@ -5,12 +5,23 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import { setPriority } from "node:os";
 import { httpRequest } from "../lib/http-request.js";
 import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
 import { waitUntilAccepting } from "../lib/ports.js";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
 import { Supervised, type SupervisorEvent } from "./supervisor.js";
+
+/**
+ * The scheduling niceness of service instances (0 is the default, 19 the lowest priority). A local
+ * world runs everything on one machine: dozens of instances under load would otherwise take the CPU
+ * from what stands for separate hosts and the network (the WAN emulator, the agents' probes, the
+ * controller, PostgreSQL), and failure detection would see healthy primaries as unreachable. On
+ * real hosts, instances do not share CPUs with the network; a lower priority gives the local world
+ * the same property. Instances still get all the CPU nothing more urgent uses.
+ */
+export const INSTANCE_NICENESS = 10;
 
 export interface InstanceOptions {
   readonly slot: InstanceSlot;
@@ -31,6 +42,8 @@ export interface InstanceOptions {
    * serves), and its health check says what it lacks.
    */
   readonly replicaWaitMs?: number;
+  /** Scheduling niceness of the instance's process; `INSTANCE_NICENESS` by default. */
+  readonly niceness?: number;
   /** Called when a probe finds the health changed (not on every probe), with the probe's detail. */
   readonly onHealthChange?: (health: Health, detail: string) => void;
 }
@@ -103,11 +116,19 @@ export class InstanceRunner {
       spawn: () => {
         const log = openSync(options.logFile, "a");
         try {
-          return spawn(argv[0] as string, argv.slice(1), {
+          const child = spawn(argv[0] as string, argv.slice(1), {
             cwd: options.cwd,
             stdio: ["ignore", log, log],
             env: { ...process.env, ...env },
           });
+          if (child.pid !== undefined) {
+            try {
+              setPriority(child.pid, options.niceness ?? INSTANCE_NICENESS);
+            } catch {
+              // not allowed here: the instance runs at the agent's own priority
+            }
+          }
+          return child;
         } finally {
           closeSync(log); // the child has its own copy
         }

@@ -75,14 +75,21 @@ export class Evidence {
     }
   }
 
-  /** What detection needs about the cell's primary in `primaryRegion`. */
-  primary(cell: string, primaryRegion: string): PrimaryEvidence {
+  /**
+   * What detection needs about the cell's primary in `primaryRegion` at `nowMs`: each observer's
+   * probe marked with whether it is a witness (it reached another region's primary lately).
+   */
+  primary(cell: string, primaryRegion: string, nowMs: number): PrimaryEvidence {
     const target = `${cell}/${primaryRegion}`;
+    const { freshMs } = this.#index.topology.failover.detection;
     const own = this.#databases.get(target);
     return {
       cell,
       primaryRegion,
-      probes: this.#probes.probes(target),
+      probes: this.#probes.probes(target).map((p) => ({
+        ...p,
+        witness: this.#probes.reachedElsewhere(p.observer, primaryRegion, nowMs - freshMs),
+      })),
       // Dated by when it was sent: a late "down" from a paused agent must not speed up a verdict.
       agent: own === undefined ? undefined : { databaseUp: own.value.role === "primary", atMs: own.sentAtMs },
       startupGraceUntilMs: this.#seenUp.has(target) ? undefined : this.#graceUntilMs,

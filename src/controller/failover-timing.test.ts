@@ -15,6 +15,7 @@ import {
   ManualClock,
   TEST_TOKENS,
   useTestController,
+  withOtherPrimariesReached,
 } from "./testing.js";
 
 const LIMIT = { timeout: 60_000 };
@@ -61,7 +62,7 @@ async function beat(
     {
       ...base,
       databases: base.databases.map(shape.databases ?? ((d) => d)),
-      ...(shape.probes ? { observations: shape.probes } : {}),
+      ...(shape.probes ? { observations: withOtherPrimariesReached(w.topology, zone, shape.probes) } : {}),
     },
   );
   assert.equal(res.status, 204, JSON.stringify(res.body));

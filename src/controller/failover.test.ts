@@ -7,7 +7,13 @@ import { test } from "node:test";
 import { sampleTopology } from "../topology/testing.js";
 import type { DatabaseReport, Heartbeat, ObserverProbe, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { healthyHeartbeat, ManualClock, TEST_TOKENS, useTestController } from "./testing.js";
+import {
+  healthyHeartbeat,
+  ManualClock,
+  TEST_TOKENS,
+  useTestController,
+  withOtherPrimariesReached,
+} from "./testing.js";
 
 const LIMIT = { timeout: 60_000 };
 const topology = sampleTopology();
@@ -46,7 +52,7 @@ async function beat(zone: string, shape: Shape = {}): Promise<void> {
   const body: Heartbeat = {
     ...base,
     databases: base.databases.map(shape.databases ?? ((d) => d)),
-    ...(shape.probes ? { observations: shape.probes } : {}),
+    ...(shape.probes ? { observations: withOtherPrimariesReached(topology, zone, shape.probes) } : {}),
     ...(shape.sentMonoMs === undefined ? {} : { sentMonoMs: shape.sentMonoMs }),
   };
   const res = await call("POST", `/v1/agents/${enc(zone)}/heartbeat`, TEST_TOKENS.agent, body);

@@ -120,7 +120,7 @@ export class FailoverCoordinator {
     switch (state.phase) {
       case "serving": {
         const verdict = judgePrimary(
-          this.#evidence.primary(cell, state.cell.primary),
+          this.#evidence.primary(cell, state.cell.primary, now),
           now,
           this.#index.topology.failover.detection,
         );
@@ -303,7 +303,7 @@ export class FailoverCoordinator {
   /** Before a promotion, a primary that is reachable again ends the failover: nothing was lost. */
   async #abortIfBack(state: CellFailoverState, record: FailoverRecord, now: number): Promise<boolean> {
     const verdict = judgePrimary(
-      this.#evidence.primary(state.cell.cell, record.from),
+      this.#evidence.primary(state.cell.cell, record.from, now),
       now,
       this.#index.topology.failover.detection,
     );

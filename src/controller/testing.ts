@@ -6,7 +6,13 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { after, before } from "node:test";
 import { startTestCluster, type TestCluster } from "../lib/postgres-testing.js";
 import type { Topology } from "../topology/model.js";
-import type { AgentEvent, DatabaseReport, Heartbeat, ProcessReport } from "../world/contracts.js";
+import type {
+  AgentEvent,
+  DatabaseReport,
+  Heartbeat,
+  ObserverProbe,
+  ProcessReport,
+} from "../world/contracts.js";
 import type { Layout } from "../world/layout.js";
 import { type Controller, type ControllerOptions, startController } from "./server.js";
 
@@ -33,6 +39,30 @@ export class ManualClock {
  * database placed there a replication report: primaries (in their cell's home region) list every
  * other replica as a streaming quorum standby.
  */
+/**
+ * `probes` as an observer in `zone` sends them, together with what else such an observer probes:
+ * every cell's home primary outside its own region and outside the regions `probes` name, all
+ * reached. (An observer that reaches nothing at all is no witness; see failover/detection.ts.)
+ */
+export function withOtherPrimariesReached(
+  topology: Topology,
+  zone: string,
+  probes: readonly ObserverProbe[],
+): ObserverProbe[] {
+  const own = zone.split("/")[0];
+  const named = new Set(probes.map((p) => p.target.split("/")[1]));
+  const others = topology.cells.list
+    .filter((c) => c.home !== own && !named.has(c.home))
+    .map((c) => ({
+      target: `${c.id}/${c.home}`,
+      ok: true,
+      consecutiveFailures: 0,
+      latencyMs: 3,
+      detail: "",
+    }));
+  return [...probes, ...others];
+}
+
 export function healthyHeartbeat(
   topology: Topology,
   layout: Layout,

@@ -127,3 +127,49 @@ test("property: the start-up grace only ever turns a failed verdict into a suspe
     }),
   );
 });
+
+test("observers that reach nothing else are no witnesses: every probe failing at once (a starved WAN) fails nothing over", () => {
+  const blind = (region: string) => ({ ...probe(region, false, 9), witness: false });
+  assert.equal(judgePrimary(evidence([blind("r2"), blind("r3")]), NOW, OPTIONS).state, "suspect");
+  // One region's observers are witnesses, the other's are not: two regions are still needed.
+  assert.equal(judgePrimary(evidence([probe("r2", false), blind("r3")]), NOW, OPTIONS).state, "suspect");
+  // Both reach other regions' primaries: the region loss is declared.
+  const seeing = (region: string) => ({ ...probe(region, false), witness: true });
+  assert.equal(judgePrimary(evidence([seeing("r2"), seeing("r3")]), NOW, OPTIONS).state, "failed");
+  // In a region, a blind observer is left out; its seeing neighbour decides for the region.
+  const mixed = [seeing("r2"), { ...blind("r2"), observer: "r2/b", consecutiveFailures: 0 }, seeing("r3")];
+  assert.equal(judgePrimary(evidence(mixed), NOW, OPTIONS).state, "failed");
+});
+
+test("property: probes of observers that are no witnesses never make a verdict failed that their absence would not", () => {
+  const probes = fc.array(
+    fc.record({
+      region: fc.constantFrom("r1", "r2", "r3", "r4"),
+      ok: fc.boolean(),
+      consecutiveFailures: fc.integer({ min: 0, max: 10 }),
+      ageMs: fc.integer({ min: 0, max: 6_000 }),
+      witness: fc.constantFrom(true, false, undefined),
+    }),
+    { maxLength: 8 },
+  );
+  fc.assert(
+    fc.property(probes, fc.boolean(), (ps, agentDown) => {
+      const all = ps.map((p, i) => ({
+        ...probe(p.region, p.ok, p.ok ? 0 : p.consecutiveFailures, p.ageMs),
+        observer: `${p.region}/${i}`,
+        witness: p.witness,
+      }));
+      const agent = agentDown ? { databaseUp: false } : undefined;
+      const withBlind = judgePrimary(evidence(all, agent), NOW, OPTIONS);
+      const without = judgePrimary(
+        evidence(
+          all.filter((p) => p.witness !== false || p.ok),
+          agent,
+        ),
+        NOW,
+        OPTIONS,
+      );
+      if (withBlind.state === "failed") assert.equal(without.state, "failed");
+    }),
+  );
+});

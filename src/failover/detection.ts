@@ -25,6 +25,13 @@
  * shows the primary up, or when it runs out, so a primary that is really dead when the controller
  * starts is failed over at most the grace later.
  *
+ * An observer is a witness only while it reaches something: when it probes primaries in other
+ * regions too and has reached none of them within the freshness window, its failures count for
+ * nothing (the observer, or the network it probes through, is the one in trouble: a local world's
+ * WAN emulator starved of CPU makes every probe fail at once, and so does an observer's own broken
+ * link). Losing a whole region leaves the observers of the other regions reaching each other's
+ * primaries, so that loss is still declared. An observer with nothing else to probe counts as before.
+ *
  * What this protects against: a partition that isolates only the controller leaves it with no fresh
  * observations at all, so nothing is declared; a partition between the primary and one observer
  * leaves the other observers reaching it, so nothing is declared; a paused observer, or a paused
@@ -44,6 +51,12 @@ export interface Probe {
   readonly consecutiveFailures: number;
   /** When the probe observed its result, on the controller's clock, in ms (not when it arrived). */
   readonly atMs: number;
+  /**
+   * False when the observer probes primaries in other regions too and reached none of them within
+   * the freshness window: it may be the one cut off (or starved), so its failures say nothing about
+   * this primary. Undefined (counts as true) when it has nothing else to probe.
+   */
+  readonly witness?: boolean | undefined;
 }
 
 /** What the controller knows about one cell's primary. */
@@ -99,10 +112,13 @@ export function judgePrimary(evidence: PrimaryEvidence, nowMs: number, options: 
           reason: `unreachable from ${failing.join(", ")} but reached from ${[...reaching].join(", ")}`,
         };
   }
-  // A region counts when every fresh observer in it has failed enough probes in a row.
+  // A region counts when every fresh observer in it that is a witness (it reaches some other
+  // region's primary) has failed enough probes in a row.
   const byRegion = new Map<string, boolean>();
-  for (const p of fresh)
+  for (const p of fresh) {
+    if (p.witness === false) continue;
     byRegion.set(p.region, (byRegion.get(p.region) ?? true) && p.consecutiveFailures >= failures);
+  }
   const agreeing = [...byRegion].filter(([, agree]) => agree).map(([region]) => region);
   if (
     agreeing.length >= needed &&

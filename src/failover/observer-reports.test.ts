@@ -199,3 +199,29 @@ test("property: late, reordered, duplicated and stale reports never make a verdi
     { numRuns: 1_500 },
   );
 });
+
+test("reachedElsewhere: whether an observer reached another region's primary since a time, undefined when it probes nothing else", () => {
+  const reports = new ObserverReports({ gapMs: 3_000 });
+  const sender = { observer: "r2/a", region: "r2", session: "1@t", sentMonoMs: 10_000 };
+  const p = (target: string, ok: boolean) => ({
+    target,
+    ok,
+    consecutiveFailures: ok ? 0 : 3,
+    latencyMs: ok ? 2 : null,
+    detail: "",
+    ageMs: 100,
+  });
+  reports.receive(sender, [p("cell-0/r1", false)], 50_000);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 0), undefined, "it probes only r1");
+  reports.receive({ ...sender, sentMonoMs: 10_500 }, [p("cell-0/r1", false), p("cell-1/r3", false)], 50_500);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 0), false, "it reaches nothing");
+  reports.receive({ ...sender, sentMonoMs: 11_000 }, [p("cell-0/r1", false), p("cell-1/r3", true)], 51_000);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 50_000), true);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 52_000), false, "not since then");
+  assert.equal(
+    reports.reachedElsewhere("r2/a", "r3", 0),
+    false,
+    "cell-0/r1 is the other target, and it fails",
+  );
+  assert.equal(reports.reachedElsewhere("r3/a", "r1", 0), undefined, "an observer never heard from");
+});

@@ -180,4 +180,19 @@ export class ObserverReports {
   probes(target: string): Probe[] {
     return [...this.#held.values()].filter((h) => h.target === target).map((h) => h.probe);
   }
+
+  /**
+   * Whether `observer` reached a target outside `region` with an observation made at or after
+   * `sinceMs` (the controller's clock); undefined when it holds no observation of any target
+   * outside `region` (it probes nothing else). Targets are `cell/region` slot ids.
+   */
+  reachedElsewhere(observer: string, region: string, sinceMs: number): boolean | undefined {
+    let probesElsewhere = false;
+    for (const h of this.#held.values()) {
+      if (h.probe.observer !== observer || h.target.endsWith(`/${region}`)) continue;
+      probesElsewhere = true;
+      if (h.probe.ok && h.probe.atMs >= sinceMs) return true;
+    }
+    return probesElsewhere ? false : undefined;
+  }
 }
