@@ -107,16 +107,20 @@ test("start-up grace: a primary never seen up is suspect, not failed, until the 
   assert.equal(judgePrimary(evidence(failing), NOW, OPTIONS).state, "failed", "seen up: no grace");
 });
 
+/** Up to 8 observers' probes over four regions, each possibly a witness or not. */
+const someProbes = fc.array(
+  fc.record({
+    region: fc.constantFrom("r1", "r2", "r3", "r4"),
+    ok: fc.boolean(),
+    consecutiveFailures: fc.integer({ min: 0, max: 10 }),
+    ageMs: fc.integer({ min: 0, max: 6_000 }),
+    witness: fc.constantFrom(true, false, undefined),
+  }),
+  { maxLength: 8 },
+);
+
 test("property: the start-up grace only ever turns a failed verdict into a suspect one, and only before it ends", () => {
-  const probes = fc.array(
-    fc.record({
-      region: fc.constantFrom("r1", "r2", "r3", "r4"),
-      ok: fc.boolean(),
-      consecutiveFailures: fc.integer({ min: 0, max: 10 }),
-      ageMs: fc.integer({ min: 0, max: 6_000 }),
-    }),
-    { maxLength: 8 },
-  );
+  const probes = someProbes.map((ps) => ps.map(({ witness: _, ...p }) => p));
   fc.assert(
     fc.property(probes, fc.integer({ min: -5_000, max: 5_000 }), (ps, graceLeft) => {
       const e = evidence(ps.map((p) => probe(p.region, p.ok, p.ok ? 0 : p.consecutiveFailures, p.ageMs)));
@@ -142,18 +146,8 @@ test("observers that reach nothing else are no witnesses: every probe failing at
 });
 
 test("property: probes of observers that are no witnesses never make a verdict failed that their absence would not", () => {
-  const probes = fc.array(
-    fc.record({
-      region: fc.constantFrom("r1", "r2", "r3", "r4"),
-      ok: fc.boolean(),
-      consecutiveFailures: fc.integer({ min: 0, max: 10 }),
-      ageMs: fc.integer({ min: 0, max: 6_000 }),
-      witness: fc.constantFrom(true, false, undefined),
-    }),
-    { maxLength: 8 },
-  );
   fc.assert(
-    fc.property(probes, fc.boolean(), (ps, agentDown) => {
+    fc.property(someProbes, fc.boolean(), (ps, agentDown) => {
       const all = ps.map((p, i) => ({
         ...probe(p.region, p.ok, p.ok ? 0 : p.consecutiveFailures, p.ageMs),
         observer: `${p.region}/${i}`,
