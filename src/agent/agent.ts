@@ -14,6 +14,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { HEARTBEAT_INTERVAL_MS } from "../failover/settings.js";
 import { httpRequest } from "../lib/http-request.js";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, CellState, DesiredState, Heartbeat, ProcessReport } from "../world/contracts.js";
@@ -38,7 +39,10 @@ export interface AgentOptions {
   readonly controllerUrl: string;
   readonly agentToken: string;
   readonly ringfenceBin: string;
-  /** Probe, reconcile and heartbeat period. Default 1 s. */
+  /**
+   * Probe, reconcile and heartbeat period. Default `HEARTBEAT_INTERVAL_MS` (1 s), the period the
+   * detection settings assume when they judge how fresh a report is (failover/settings.ts).
+   */
   readonly intervalMs?: number;
   /** How long the controller may hold a desired-state request open. Default 10 s. */
   readonly desiredWaitMs?: number;
@@ -82,7 +86,7 @@ export class Agent {
       agentToken: options.agentToken,
       zone: options.zone,
       ...(options.desiredWaitMs === undefined ? {} : { waitMs: options.desiredWaitMs }),
-      pauseMs: options.intervalMs ?? 1_000,
+      pauseMs: options.intervalMs ?? HEARTBEAT_INTERVAL_MS,
       held: () => this.#desired?.version,
       onAnswer: (desired, changed) => this.#onDesired(desired, changed),
       onFailure: (err) => this.#onDesiredFailure(err),
@@ -206,7 +210,7 @@ export class Agent {
    * then waiting on their positions (a switchover waits for its target to catch up) or roles.
    */
   #tickMs(): number {
-    const interval = this.#options.intervalMs ?? 1_000;
+    const interval = this.#options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
     const fenced = this.#databases.some((d) => this.#cells.get(d.slot.cell)?.fenced === true);
     return fenced ? Math.min(interval, FENCED_TICK_MS) : interval;
   }

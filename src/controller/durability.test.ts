@@ -7,21 +7,17 @@ import { test } from "node:test";
 import { sampleTopology } from "../topology/testing.js";
 import type { DatabaseReport, DesiredState, WorldEvent } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
-import { healthyHeartbeat, ManualClock, TEST_TOKENS, useTestController } from "./testing.js";
+import { healthyHeartbeat, ManualClock, reconciled, TEST_TOKENS, useTestController } from "./testing.js";
 
+// A detection below the default 3 s, so that what derives from it differs from any default.
 const topology = sampleTopology((t) => {
   for (const s of t.services) s.durability = "available";
-  t.failover = { manualFailback: [1] };
+  t.failover = { detection: "2s", manualFailback: [1] };
 });
 const layout = buildLayout(topology, 205);
 const clock = new ManualClock();
-const api = useTestController({
-  topology,
-  layout,
-  heartbeatTimeoutMs: 3_000,
-  clock,
-  failover: { tickMs: 50 },
-});
+// No heartbeatTimeoutMs: the controller takes the freshness the detection compiled to.
+const api = useTestController({ topology, layout, clock, failover: { tickMs: 50 } });
 /** As the agents call: with the agent token. */
 const call = (method: "GET" | "POST", url: string, payload?: unknown) =>
   api.call(method, url, TEST_TOKENS.agent, payload);
@@ -68,19 +64,34 @@ const kinds = async (): Promise<string[]> => {
   return (res.body.events as WorldEvent[]).filter((e) => e.subject === cell).map((e) => e.kind);
 };
 
-test("available: no standby for the grace time drops the cell to asynchronous commit, a standby back restores quorum", async () => {
+test("available: no standby for failover.detection drops the cell to asynchronous commit, a standby back restores quorum", async () => {
+  // The grace time is the topology's detection (compiled once; the controller reads it from there).
+  const graceMs = topology.failover.asyncAfterMs;
+  assert.equal(graceMs, topology.failover.detectionMs);
   await beat(false);
-  await new Promise((r) => setTimeout(r, 200));
+  await reconciled(api, clock);
+  clock.advance(graceMs - 1);
+  await beat(false);
+  await reconciled(api, clock);
   assert.equal(await commitOf(), "quorum", "not before the grace time");
-  clock.advance(2_500);
+  clock.advance(1);
   await beat(false);
-  await until("asynchronous commit", async () => (await commitOf()) === "async");
+  await reconciled(api, clock);
+  assert.equal(await commitOf(), "async", "at the grace time");
   assert.ok((await kinds()).includes("durability.async"));
   await beat(true);
   await until("quorum commit", async () => (await commitOf()) === "quorum");
   assert.ok((await kinds()).includes("durability.quorum"));
   const doc = await api.call("GET", "/v1/failover", TEST_TOKENS.reader);
   assert.equal(doc.body.durability, "available");
+});
+
+test("an agent is unreachable after the freshness failover.detection compiled to (no other default)", async () => {
+  const { freshMs } = topology.failover.detection;
+  assert.equal(freshMs, 2_500);
+  const status = await api.call("GET", "/v1/status", TEST_TOKENS.reader);
+  assert.equal(status.status, 200);
+  assert.equal(status.body.world.heartbeatTimeoutMs, freshMs);
 });
 
 test("a cell listed in failover.manualFailback stays away from home until an operator switches it back", async () => {

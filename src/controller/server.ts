@@ -51,7 +51,12 @@ export interface ControllerOptions {
   readonly port?: number;
   /** Milliseconds since the epoch; `Date.now` by default. Injectable for tests. */
   readonly clock?: () => number;
-  /** An agent or router not heard from for longer than this is unreachable; 3000 ms by default. */
+  /**
+   * An agent or router not heard from for longer than this is unreachable. By default the freshness
+   * `failover.detection` compiles to (`topology.failover.detection.freshMs`, 3000 ms for the default
+   * 3 s): a heartbeat is a report like an observer's probe, and a zone that falls silent is declared
+   * within the same detection as a primary.
+   */
   readonly heartbeatTimeoutMs?: number;
   /** Log requests with fastify's logger (pino, to stdout); off by default. */
   readonly logger?: boolean;
@@ -64,7 +69,10 @@ export interface ControllerOptions {
   readonly routingCheckMs?: number;
   /** Most routing streams open at once; more are refused with 503. 1000 by default. */
   readonly maxRoutingStreams?: number;
-  /** Failover timing (detection, position wait, tick); the defaults aim at writes back within 5 s. */
+  /**
+   * The reconciler's own timing (tick, switchover timeout). Detection, the position wait, failback and
+   * durability come from the compiled topology (`topology.failover`), never from here.
+   */
   readonly failover?: FailoverOptions;
 }
 
@@ -128,7 +136,10 @@ export function buildApp(ctx: ControllerContext, options: { logger?: boolean; ke
  */
 export async function startController(options: ControllerOptions): Promise<Controller> {
   validateTokens(options.tokens);
-  const heartbeatTimeoutMs = positive("heartbeatTimeoutMs", options.heartbeatTimeoutMs ?? 3_000);
+  const heartbeatTimeoutMs = positive(
+    "heartbeatTimeoutMs",
+    options.heartbeatTimeoutMs ?? options.topology.failover.detection.freshMs,
+  );
   if (options.keepAliveMs !== undefined) positive("keepAliveMs", options.keepAliveMs);
   const routingCheckMs = positive("routingCheckMs", options.routingCheckMs ?? ROUTING_CHECK_MS);
   const maxRoutingStreams = positive("maxRoutingStreams", options.maxRoutingStreams ?? MAX_ROUTING_STREAMS);

@@ -349,3 +349,25 @@ export function useTestController(options: Parameters<typeof startTestController
     },
   };
 }
+
+/**
+ * Waits (in real time, asserting nothing about it) for a failover reconciler pass that began at or
+ * after the clock's now, so that what a test sent before is what the pass judged; resolves with
+ * `GET /v1/failover`. Fails on a reconciler error.
+ */
+export async function reconciled(
+  api: ControllerFixture,
+  clock: ManualClock,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the route answers
+): Promise<any> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const body = (await api.call("GET", "/v1/failover", TEST_TOKENS.reader)).body;
+    if (body.reconcilerError !== undefined) {
+      throw new Error(`reconciler error: ${JSON.stringify(body.reconcilerError)}`);
+    }
+    if (body.reconciledAtMs !== undefined && body.reconciledAtMs >= clock.nowMs) return body;
+    if (Date.now() > deadline) throw new Error(`no reconciler pass since ${clock.nowMs}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

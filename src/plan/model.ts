@@ -6,8 +6,9 @@
  * The request path of a scenario for a tenant of cell c:
  *   routers (any region: region × zone × router)
  *   → service: any of c's regions with the region, an instance in a live zone, and c's local replica
- *   → writes only: the write quorum (primary + syncQuorum out-of-region standbys; `available`
- *     durability needs the primary alone) and the failover window after a primary loss
+ *   → writes only: the write quorum (primary + syncQuorum out-of-region standbys; cells under the
+ *     `available` policy, `topology.failover.durability` as the controller applies it, need the
+ *     primary alone) and the failover window after a primary loss
  *   → each external dependency the scenario uses (any of its providers)
  * with the service's fallback in parallel to everything after the routers when it covers the routes.
  */
@@ -186,7 +187,7 @@ export function buildModel(topology: Topology): PlanModel {
         const main: Block[] = [serving];
         if (slo.writes) {
           const k =
-            service.durability === "strict"
+            topology.failover.durability === "strict"
               ? Math.min(topology.cells.syncQuorum + 1, cell.regions.length)
               : 1;
           main.push(

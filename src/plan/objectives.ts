@@ -37,7 +37,9 @@ function assessService(topology: Topology, service: Service): ServiceObjectives 
   const { syncQuorum, replicas } = topology.cells;
   const missing: string[] = [];
   const writes = service.slos.some((slo) => slo.writes);
-  const synchronous = syncQuorum >= 1 && service.durability === "strict";
+  // The cells' policy, not the service's wish: a cell is `available` only when every service is.
+  const durability = topology.failover.durability;
+  const synchronous = syncQuorum >= 1 && durability === "strict";
   const designRpoMs = synchronous ? 0 : ASYNC_LAG_MS;
   const rpoMet = service.rpoMs >= designRpoMs;
   if (!rpoMet) {
@@ -46,14 +48,14 @@ function assessService(topology: Topology, service: Service): ServiceObjectives 
         "RPO 0 needs synchronous out-of-region commit: set cells.syncQuorum ≥ 1 (with replicas ≥ 2)",
       );
     }
-    if (service.durability === "available") {
+    if (durability === "available") {
       missing.push(
         "durability: available drops to asynchronous commit when no out-of-region standby is left; use strict for RPO 0",
       );
     }
   }
   const failoverMs = topology.failover.detectionMs + topology.failover.promotionMs;
-  const quorumAfterLoss = service.durability === "strict" ? syncQuorum + 1 : 1;
+  const quorumAfterLoss = durability === "strict" ? syncQuorum + 1 : 1;
   const writesSurviveRegionLoss = !writes || replicas - 1 >= quorumAfterLoss;
   let estimatedRtoMs = writes ? failoverMs : topology.failover.detectionMs;
   if (replicas < 2) {

@@ -149,6 +149,19 @@ test("objectives: RPO 0 needs strict durability and synchronous commit; RTO need
   assert.ok(available.objectives[0]?.missing.some((m) => m.includes("durability: available")));
   const async = plan(sampleTopology((t) => Object.assign(t.cells, { syncQuorum: 0 })));
   assert.ok(async.objectives[0]?.missing.some((m) => m.includes("syncQuorum ≥ 1")));
+  // A cell holds every service's data: one strict service keeps every cell strict (as the controller
+  // applies it), so a service asking for `available` beside it still gets RPO 0 and a quorum.
+  const mixed = sampleTopology((t) => {
+    t.services.push({ ...t.services[0], name: "other", durability: "available" });
+  });
+  assert.equal(mixed.failover.durability, "strict");
+  const mixedReport = plan(mixed);
+  const other = mixedReport.objectives.find((o) => o.service === "other");
+  const otherWrites = mixedReport.availability.find((a) => a.service === "other" && a.writes);
+  assert.ok(otherWrites?.chain.some((l) => l.label.startsWith("write quorum: 2 of 3")));
+  assert.equal(other?.rpoMet, true);
+  assert.equal(other?.designRpoMs, 0);
+  assert.ok(!other?.missing.some((m) => m.includes("durability: available")));
   const tightRto = plan(sampleTopology((t) => Object.assign(t.services[0], { rto: "2s" })));
   assert.equal(tightRto.objectives[0]?.rtoMet, false);
   assert.equal(tightRto.checks.objectives, false);

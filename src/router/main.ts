@@ -2,6 +2,7 @@
  * `ringfence router --region R`: the router of one region of a local world, with its routing table
  * pushed by the controller, its telemetry shipped to it, and a heartbeat every second.
  */
+import { HEARTBEAT_INTERVAL_MS } from "../failover/settings.js";
 import { httpRequest } from "../lib/http-request.js";
 import type { Topology } from "../topology/model.js";
 import type { RouterReport, TelemetryWindow } from "../world/contracts.js";
@@ -60,7 +61,8 @@ export async function runRouterProcess(options: RouterProcessOptions): Promise<{
         errors: router.counts.errors,
       };
       await post(`/v1/routers/${encodeURIComponent(region)}/heartbeat`, report).catch(() => {});
-      await new Promise((r) => setTimeout(r, 1_000));
+      // The agents' period too: the controller judges both by the same freshness.
+      await new Promise((r) => setTimeout(r, HEARTBEAT_INTERVAL_MS));
     }
   };
   const beating = beat();

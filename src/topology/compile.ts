@@ -28,13 +28,6 @@ export const DEFAULT_RELIABILITY: Readonly<Record<ComponentKind, { mtbfMs: numbe
   provider: { mtbfMs: 1_000 * 3_600_000, mttrMs: 3_600_000 },
 };
 
-/**
- * Under `durability: available`, how long a primary without a streaming standby keeps writes waiting
- * before it commits asynchronously. Not a topology field (yet): compiled here so that the controller
- * and the docs read one value.
- */
-const ASYNC_AFTER_MS = 2_000;
-
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export function compile(raw: RawTopology, source: string, fallbackName: string): Topology {
@@ -154,12 +147,17 @@ export function compile(raw: RawTopology, source: string, fallbackName: string):
       detectionMs: raw.failover.detection,
       detection: detectionSettings(raw.failover.detection),
       promotionMs: raw.failover.promotion,
+      // The standbys' positions are waited for out of the promotion's budget: past it, the decision
+      // is made with those that answered (and asks for consent when they prove nothing).
       positionWaitMs: raw.failover.promotion,
       durability:
         raw.services.length > 0 && raw.services.every((s) => s.durability === "available")
           ? "available"
           : "strict",
-      asyncAfterMs: ASYNC_AFTER_MS,
+      // Losing every out-of-region standby is judged with the patience the topology gives to
+      // declaring a primary down (`failover.detection`): a WAN blip shorter than the detection
+      // neither fails a primary over nor drops a cell to asynchronous commit.
+      asyncAfterMs: raw.failover.detection,
       failback: raw.failover.failback,
       failbackAfterMs: raw.failover.failbackAfter,
       manualFailback: raw.failover.manualFailback,

@@ -128,6 +128,26 @@ test("failback: automatic after 60 s by default; manual cells must exist", () =>
   );
 });
 
+test("every failover setting is compiled once, and what the runtime waits for derives from it", () => {
+  const data = sampleTopologyData();
+  data.failover = { detection: "5s", promotion: "4s", failback: "manual", failbackAfter: "90s" };
+  data.services[0].durability = "available";
+  const t = parseTopology(stringify(data));
+  assert.equal(t.failover.detectionMs, 5_000);
+  assert.equal(t.failover.promotionMs, 4_000);
+  // The standbys' positions are waited for out of the promotion budget.
+  assert.equal(t.failover.positionWaitMs, 4_000);
+  // Going asynchronous is declared like a primary loss: after the detection.
+  assert.equal(t.failover.asyncAfterMs, 5_000);
+  assert.equal(t.failover.durability, "available");
+  assert.equal(t.failover.failback, "manual");
+  assert.equal(t.failover.failbackAfterMs, 90_000);
+  assert.ok(Object.isFrozen(t.failover) && Object.isFrozen(t.failover.detection));
+  // One strict service keeps every cell strict: a cell holds every service's data.
+  data.services.push({ ...data.services[0], name: "other", durability: "strict" });
+  assert.equal(parseTopology(stringify(data)).failover.durability, "strict");
+});
+
 test("impossible replica counts say what would make them possible", () => {
   hasProblem(
     broken((t) => {

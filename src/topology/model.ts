@@ -80,6 +80,10 @@ export interface Service {
   readonly tier: number;
   readonly rtoMs: number;
   readonly rpoMs: number;
+  /**
+   * The policy this service asks for, as written. A cell holds every service's data, so what the
+   * runtime applies and the planner assumes is the cells' policy, `topology.failover.durability`.
+   */
   readonly durability: Durability;
   readonly downtimeCostPerHour: number | undefined;
   readonly slos: readonly Slo[];
@@ -165,7 +169,10 @@ export interface Topology {
      * every service's data). What the controller applies and what the planner assumes.
      */
     readonly durability: Durability;
-    /** Under `available`, how long a primary left without a streaming standby waits before going asynchronous. */
+    /**
+     * Under `available`, how long a primary left without a streaming standby waits before going
+     * asynchronous: `failover.detection` (losing the standbys is declared like losing a primary).
+     */
     readonly asyncAfterMs: number;
     /** Whether a cell moves back to its home region on its own once that is healthy again. */
     readonly failback: "automatic" | "manual";
