@@ -1,8 +1,16 @@
 /**
- * `failover.detection` drives the controller's verdict: two worlds that differ only in it, each on
- * a manual clock, with observers reporting failed probes at the interval the topology compiled. The
- * failure is declared after the number of failed probes the topology says, so a detection of 10 s
- * declares proportionally later than 3 s. Every assertion is on clock values, none on wall time.
+ * The topology's failover settings drive the controller: two worlds that differ only in them, each
+ * on a manual clock, with agents' heartbeats sent the way the topology compiled them.
+ *
+ * - `failover.detection`: observers report failed probes at the compiled interval; the failure is
+ *   declared after the number of failed probes the topology says, so a detection of 10 s declares
+ *   proportionally later than 3 s.
+ * - `failover.promotion`: with a quorum standby silent, the decision waits that long for its
+ *   position (the position wait), then asks for consent.
+ * - `failover.failbackAfter`: a cell away from home switches back once its home standby has been
+ *   healthy and caught up for exactly that long.
+ *
+ * Every assertion is on clock values, none on wall time.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -10,9 +18,9 @@ import { sampleTopology } from "../topology/testing.js";
 import type { DatabaseReport, ObserverProbe } from "../world/contracts.js";
 import { buildLayout } from "../world/layout.js";
 import {
-  type ControllerFixture,
   healthyHeartbeat,
   ManualClock,
+  reconciled,
   TEST_TOKENS,
   useTestController,
   withOtherPrimariesReached,
@@ -20,9 +28,12 @@ import {
 
 const LIMIT = { timeout: 60_000 };
 
-function world(detection: string, addressBase: number) {
+function world(
+  failover: { detection: string; promotion: string; failbackAfter: string },
+  addressBase: number,
+) {
   const topology = sampleTopology((t) => {
-    t.failover = { detection };
+    t.failover = failover;
   });
   const layout = buildLayout(topology, addressBase);
   const clock = new ManualClock();
@@ -36,8 +47,8 @@ function world(detection: string, addressBase: number) {
   return { topology, layout, clock, api };
 }
 
-const fast = world("3s", 211);
-const slow = world("10s", 212);
+const fast = world({ detection: "3s", promotion: "2s", failbackAfter: "10s" }, 211);
+const slow = world({ detection: "10s", promotion: "6s", failbackAfter: "30s" }, 212);
 
 type World = typeof fast;
 
@@ -66,18 +77,6 @@ async function beat(
     },
   );
   assert.equal(res.status, 204, JSON.stringify(res.body));
-}
-
-/** Waits (in real time, asserting nothing about it) for a reconciler pass that began at or after the clock's now. */
-async function reconciled(api: ControllerFixture, clock: ManualClock) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const body = (await api.call("GET", "/v1/failover", TEST_TOKENS.reader)).body;
-    assert.equal(body.reconcilerError, undefined, JSON.stringify(body.reconcilerError));
-    if (body.reconciledAtMs !== undefined && body.reconciledAtMs >= clock.nowMs) return body;
-    if (Date.now() > deadline) throw new Error(`no reconciler pass since ${clock.nowMs}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**
@@ -142,5 +141,117 @@ test(
     const b = await failPrimary(slow, "cell-1", true);
     assert.deepEqual(a, { elapsedMs: 500, failures: 1 });
     assert.deepEqual(b, { elapsedMs: 3 * 500, failures: 3 });
+  },
+);
+
+/** The zone holding the cell's database in a region. */
+const dbZone = (w: World, cell: string, region: string) =>
+  w.layout.databases.find((d) => d.cell === cell && d.region === region)?.zone as string;
+
+/** The cell as `GET /v1/failover` shows it, after a reconciler pass that saw everything sent so far. */
+async function cellAfterPass(w: World, cell: string) {
+  const body = await reconciled(w.api, w.clock);
+  return body.cells.find((c: { cell: { cell: string } }) => c.cell.cell === cell) as {
+    cell: { primary: string };
+    phase: string;
+    failover: { kind: string; to?: string; startedAtMs: number; steps: Record<string, number> } | null;
+  };
+}
+
+/** Sends `beats` `ms` of the clock from now, then lets the clock pass the last millisecond (see failPrimary). */
+async function after(w: World, ms: number, beats: () => Promise<void>) {
+  w.clock.advance(ms - 1);
+  await beats();
+  w.clock.advance(1);
+}
+
+/** A database report of `cell` in `region` as a standby or primary at `flushLsn`. */
+const as =
+  (cell: string, region: string, role: "primary" | "standby", flushLsn: string) =>
+  (d: DatabaseReport): DatabaseReport =>
+    d.id === `${cell}/${region}` ? { ...d, role, lsn: flushLsn, flushLsn } : d;
+
+test(
+  "failover.promotion: the decision waits that long for a silent quorum standby, then asks for consent",
+  LIMIT,
+  async () => {
+    const waited: number[] = [];
+    for (const w of [fast, slow]) {
+      const cell = "cell-2";
+      const primary = w.topology.cells.list.find((c) => c.id === cell)?.home as string;
+      const [answering] = w.topology.regions.map((r) => r.name).filter((r) => r !== primary) as [string];
+      await failPrimary(w, cell, false);
+      const started = await cellAfterPass(w, cell);
+      assert.equal(started.phase, "failing-over");
+      const startedAtMs = started.failover?.startedAtMs as number;
+      // One standby answers right after the failure; the other never does.
+      w.clock.advance(1);
+      await beat(w, dbZone(w, cell, answering), { databases: as(cell, answering, "standby", "0/5000000") });
+      const waitMs = w.topology.failover.positionWaitMs;
+      w.clock.advance(startedAtMs + waitMs - 1 - w.clock.nowMs);
+      assert.equal((await cellAfterPass(w, cell)).phase, "failing-over", "decided before the wait was over");
+      w.clock.advance(1);
+      const decided = await cellAfterPass(w, cell);
+      assert.equal(decided.phase, "awaiting-consent");
+      waited.push((decided.failover?.steps.consentAsked as number) - startedAtMs);
+    }
+    assert.deepEqual(waited, [2_000, 6_000]);
+    assert.deepEqual(waited, [fast.topology.failover.promotionMs, slow.topology.failover.promotionMs]);
+  },
+);
+
+test(
+  "failover.failbackAfter: a cell away from home goes back once home has been healthy for exactly that long",
+  LIMIT,
+  async () => {
+    const windows: number[] = [];
+    for (const w of [fast, slow]) {
+      const cell = "cell-3";
+      const home = w.topology.cells.list.find((c) => c.id === cell)?.home as string;
+      const away = w.topology.regions.map((r) => r.name).find((r) => r !== home) as string;
+      // Move the cell away with a switchover: every writer fenced, the target caught up, promoted.
+      const moved = await w.api.call("POST", `/v1/cells/${cell}/switchover`, TEST_TOKENS.operator, {
+        to: away,
+        reason: "away from home for the test",
+      });
+      assert.equal(moved.status, 202, JSON.stringify(moved.body));
+      await after(w, 1, async () => {
+        for (const z of new Set(w.layout.writers.filter((x) => x.cell === cell).map((x) => x.zone)))
+          await beat(w, z);
+      });
+      assert.ok((await cellAfterPass(w, cell)).failover?.steps.writersFenced !== undefined);
+      await after(w, 500, async () => {
+        await beat(w, dbZone(w, cell, home), { databases: as(cell, home, "primary", "0/9000000") });
+        await beat(w, dbZone(w, cell, away), { databases: as(cell, away, "standby", "0/9000000") });
+      });
+      assert.equal((await cellAfterPass(w, cell)).phase, "promoting");
+      await after(w, 500, () =>
+        beat(w, dbZone(w, cell, away), { databases: as(cell, away, "primary", "0/9000100") }),
+      );
+      const serving = await cellAfterPass(w, cell);
+      assert.equal(serving.phase, "serving");
+      assert.equal(serving.cell.primary, away);
+      // From now on, every second: the new primary and a caught-up standby at home.
+      const healthyBeat = async () => {
+        await beat(w, dbZone(w, cell, away), { databases: as(cell, away, "primary", "0/9000100") });
+        await beat(w, dbZone(w, cell, home), { databases: as(cell, home, "standby", "0/9000100") });
+      };
+      await after(w, 1_000, healthyBeat);
+      const healthySince = w.clock.nowMs;
+      let state = await cellAfterPass(w, cell);
+      while (state.phase === "serving" && w.clock.nowMs - healthySince <= 60_000) {
+        await after(w, 1_000, healthyBeat);
+        state = await cellAfterPass(w, cell);
+      }
+      assert.equal(state.phase, "switching-over");
+      assert.equal(state.failover?.kind, "failback");
+      assert.equal(state.failover?.to, home);
+      windows.push((state.failover?.startedAtMs as number) - healthySince);
+    }
+    assert.deepEqual(windows, [10_000, 30_000]);
+    assert.deepEqual(windows, [
+      fast.topology.failover.failbackAfterMs,
+      slow.topology.failover.failbackAfterMs,
+    ]);
   },
 );
