@@ -17,6 +17,7 @@ import { judgePrimary } from "../failover/detection.js";
 import { estimateLoss } from "../failover/estimate.js";
 import { RingfenceError } from "../lib/errors.js";
 import { formatLsn } from "../lib/lsn.js";
+import { regionsByPreference } from "../topology/placement.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import { type DurabilityPolicy, DurabilityWatch } from "./durability.js";
 import type { Evidence } from "./evidence.js";
@@ -242,7 +243,11 @@ export class FailoverCoordinator {
       k: this.#index.topology.cells.syncQuorum,
       names: standbys.map((s) => s.name),
     };
-    return decideFailover({ quorum, standbys, preference: regionsByDistance(this.#index, record.from) });
+    return decideFailover({
+      quorum,
+      standbys,
+      preference: regionsByPreference(this.#index.topology.regions, record.from),
+    });
   }
 
   async #promote(
@@ -349,13 +354,4 @@ export class FailoverCoordinator {
     }
     await this.#promote(state, record, decision, now, { reason, actor });
   }
-}
-
-/** Regions by WAN latency from `from`, nearest first (its pair is usually first). */
-function regionsByDistance(index: WorldIndex, from: string): string[] {
-  const origin = index.topology.regions.find((r) => r.name === from);
-  return index.topology.regions
-    .filter((r) => r.name !== from)
-    .map((r) => r.name)
-    .sort((a, b) => (origin?.latencyMs[a] ?? 0) - (origin?.latencyMs[b] ?? 0) || a.localeCompare(b));
 }

@@ -9,6 +9,7 @@ import {
   moveBucket,
   type PlacementRegion,
   placeCells,
+  regionsByPreference,
   tenantBucket,
 } from "./placement.js";
 
@@ -134,6 +135,20 @@ test("a cell's first standby is its home's pair, then the nearest region", () =>
   assert.deepEqual(placeCells(regions, 1, 3)[0], ["r0", "r1", "r2"]);
   // r2 pairs with r3; then r1 (30) is nearer than r0 (50).
   assert.deepEqual(placeCells(regions, 3, 3)[2], ["r2", "r3", "r1"]);
+});
+
+test("a new primary's region is preferred: the pair (either side declared it), then the nearest", () => {
+  // r0 pairs with r1 although r2 is nearer; r3 names r2 as its pair, which r2 did not declare.
+  const regions: PlacementRegion[] = [
+    { name: "r0", pair: "r1", latencyMs: { r1: 50, r2: 10, r3: 30 } },
+    { name: "r1", pair: "r0", latencyMs: { r0: 50, r2: 20, r3: 20 } },
+    { name: "r2", pair: undefined, latencyMs: { r0: 10, r1: 20, r3: 40 } },
+    { name: "r3", pair: "r2", latencyMs: { r0: 30, r1: 20, r2: 40 } },
+  ];
+  assert.deepEqual(regionsByPreference(regions, "r0"), ["r1", "r2", "r3"]);
+  assert.deepEqual(regionsByPreference(regions, "r2"), ["r3", "r0", "r1"]);
+  // Equal latency: by name.
+  assert.deepEqual(regionsByPreference(regions, "r1"), ["r0", "r2", "r3"]);
 });
 
 test("pinned cells keep their regions", () => {

@@ -147,6 +147,24 @@ export function placeCells(
   return result;
 }
 
+/**
+ * The other regions in the order a cell whose primary was in `from` prefers them for a new primary:
+ * `from`'s pair (declared on either side) first, then by WAN latency from `from`, then by name. The
+ * failover reconciler breaks ties between equally advanced standbys with it.
+ */
+export function regionsByPreference(regions: readonly PlacementRegion[], from: string): string[] {
+  const origin = regions.find((r) => r.name === from);
+  const isPair = (r: PlacementRegion) => origin?.pair === r.name || r.pair === from;
+  const latency = (r: PlacementRegion) => origin?.latencyMs[r.name] ?? Number.POSITIVE_INFINITY;
+  return regions
+    .filter((r) => r.name !== from)
+    .sort(
+      (a, b) =>
+        Number(isPair(b)) - Number(isPair(a)) || latency(a) - latency(b) || a.name.localeCompare(b.name),
+    )
+    .map((r) => r.name);
+}
+
 function preferred(
   a: { name: string; isPair: boolean; latency: number },
   b: { name: string; isPair: boolean; latency: number },
