@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { PACKAGE_ROOT } from "../topology/load.js";
-import { supervisorTopologyPath } from "./world.js";
+import { supervisorTopologyPath, upTopology } from "./world.js";
 
 const BIN = join(PACKAGE_ROOT, "dist", "cli", "main.js");
 
@@ -107,4 +107,35 @@ test("`up --detach --topology default` gives the supervisor the bundled file, a 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("`up` takes the topology as its argument too; given twice it must be the same file", () => {
+  const bundled = join(PACKAGE_ROOT, "topologies", "default.yaml");
+  assert.equal(upTopology("my.yaml", undefined), "my.yaml");
+  assert.equal(upTopology(undefined, "default"), "default");
+  assert.equal(upTopology(undefined, undefined), undefined);
+  assert.equal(upTopology("default", bundled), "default", "a bundled name and its path are one file");
+  assert.throws(
+    () => upTopology("default", join(PACKAGE_ROOT, "examples", "internet-scale.yaml")),
+    (err: Error & { code?: string }) =>
+      err.code === "RINGFENCE_USAGE" &&
+      /given twice and differently: "default" \(argument\)/.test(err.message),
+  );
+  // Through the real bin (both fail before any world starts): the argument is the topology used.
+  const dir = mkdtempSync(join(tmpdir(), "ringfence-up-"));
+  tempDirs.push(dir);
+  const state = join(dir, "state");
+  const missing = ringfence("up", join(dir, "missing.yaml"), "--state-dir", state);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /RINGFENCE_TOPOLOGY_NOT_FOUND.*missing\.yaml/);
+  const twice = ringfence(
+    "up",
+    "default",
+    "--topology",
+    "examples/internet-scale.yaml",
+    "--state-dir",
+    state,
+  );
+  assert.equal(twice.code, 2, twice.stderr);
+  assert.match(twice.stderr, /RINGFENCE_USAGE.*given twice and differently/);
 });

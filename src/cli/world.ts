@@ -37,13 +37,17 @@ export function registerWorld(program: Command, io: Io, setExit: (code: number) 
   const stateOption = STATE_OPTION;
   program
     .command("up")
-    .description("start a local multi-region world (bundled default topology unless --topology)")
+    .description("start a local multi-region world (the bundled default topology unless one is given)")
+    .argument("[topology]", "topology file or bundled name, for a new world (as --topology)")
     .option("--topology <file>", "topology file or bundled name, for a new world")
     .option(...stateOption)
     .option("--detach", "leave the world running in the background and return")
     .option("--address-base <n>", "second octet of the world's loopback addresses (127.N.x.y)", "0")
     .option(...READY_TIMEOUT_OPTION)
-    .action(async (flags: WorldFlags) => setExit(await up(flags, io)));
+    .action(async (topology: string | undefined, flags: WorldFlags) => {
+      const chosen = upTopology(topology, flags.topology);
+      setExit(await up({ ...flags, ...(chosen === undefined ? {} : { topology: chosen }) }, io));
+    });
   program
     .command("down")
     .description("stop the local world cleanly; its data stays for the next `up`")
@@ -227,6 +231,20 @@ async function status(flags: WorldFlags, io: Io): Promise<number> {
     );
   io.stdout(flags.json ? `${JSON.stringify(body, null, 2)}\n` : `${renderStatus(body, io.isTTY)}\n`);
   return EXIT.ok;
+}
+
+/**
+ * The topology `up` was given: as its argument (`ringfence up my.yaml`, like `ringfence plan`) or
+ * with `--topology`. Both at once must name the same file (a bundled name and its path are the same
+ * file); otherwise it is a usage error, since either could be the one meant.
+ */
+export function upTopology(argument: string | undefined, flag: string | undefined): string | undefined {
+  if (argument === undefined || flag === undefined || argument === flag) return argument ?? flag;
+  if (resolveTopologyPath(argument).path === resolveTopologyPath(flag).path) return argument;
+  throw new RingfenceError(
+    "RINGFENCE_USAGE",
+    `the topology is given twice and differently: "${argument}" (argument) and "${flag}" (--topology); give it once`,
+  );
 }
 
 /**
