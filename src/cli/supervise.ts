@@ -7,9 +7,11 @@ import { constants } from "node:os";
 import pc from "picocolors";
 import { RingfenceError } from "../lib/errors.js";
 import { parseDurationMs } from "../lib/units.js";
+import type { Topology } from "../topology/model.js";
 import type { WorldSummary } from "../world/supervisor.js";
 import { EXIT, type Io, reportError } from "./output.js";
 import { DEFAULT_STATE_DIR, RINGFENCE_BIN } from "./paths.js";
+import { exampleRequests } from "./try-hints.js";
 
 export interface WorldFlags {
   stateDir: string;
@@ -102,15 +104,28 @@ export async function runSupervisor(flags: WorldFlags, io: Io, foreground: boole
     process.exit(128 + constants.signals[signalled]);
   }
   serving = true;
-  io.stdout(`${renderSummary(summary, io.isTTY, foreground)}\n`);
+  io.stdout(`${renderSummary(summary, world.topology, io.isTTY, foreground)}\n`);
   // The supervisor of a detached world tells `up --detach` it is ready.
   if (!foreground) io.stderr("READY\n");
   await new Promise<void>(() => {}); // until a signal stops the world
   return EXIT.ok;
 }
 
-function renderSummary(s: WorldSummary, color: boolean, foreground: boolean): string {
+/** What `up` prints once the world serves: where everything is, and requests to try (try-hints.ts). */
+export function renderSummary(
+  s: WorldSummary,
+  topology: Topology,
+  color: boolean,
+  foreground: boolean,
+): string {
   const c = pc.createColors(color);
+  const tries = [
+    ...exampleRequests(
+      topology,
+      s.routers.map((r) => r.url),
+    ),
+    `ringfence status${s.stateDir.endsWith(DEFAULT_STATE_DIR) ? "" : ` --state-dir ${s.stateDir}`}`,
+  ];
   return [
     "",
     c.bold(`ringfence world up in ${(s.startedInMs / 1000).toFixed(1)} s`) + c.dim(` (${s.topology})`),
@@ -120,9 +135,7 @@ function renderSummary(s: WorldSummary, color: boolean, foreground: boolean): st
     `  tokens            ${s.tokensFile} (reader, operator, agent; mode 0600)`,
     `  state and logs    ${s.stateDir}`,
     "",
-    `  try:  curl -X PUT -H 'X-Tenant: acme' -H 'content-type: application/json' -d '{"name":"Ada","email":"ada@example.com"}' ${s.routers[0]?.url}/users/ada`,
-    `        curl -H 'X-Tenant: acme' ${s.routers[1]?.url ?? s.routers[0]?.url}/users/ada`,
-    `        ringfence status${s.stateDir.endsWith(DEFAULT_STATE_DIR) ? "" : ` --state-dir ${s.stateDir}`}`,
+    ...tries.map((line, i) => `${i === 0 ? "  try:  " : "        "}${line}`),
     foreground ? "  stop: Ctrl-C, or `ringfence down` from another terminal" : "  stop: ringfence down",
   ].join("\n");
 }
