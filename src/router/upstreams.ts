@@ -1,13 +1,12 @@
 /**
  * Where a router may send a request: the instances of a (service, cell), grouped by region with
  * the router's own region first and the others by WAN latency, minus those drained, marked
- * unhealthy by the controller or ejected by the outlier detector; and, among a region's
- * candidates, the one with the fewest outstanding requests (preferring another zone than the
- * previous try's). Each instance used gets one keep-alive pool, made on first use.
+ * unhealthy by the controller or ejected by the outlier detector; and which of them a try goes to
+ * (policy/balancer.ts). Each instance used gets one keep-alive pool, made on first use.
  */
 import type { Topology } from "../topology/model.js";
 import { type Endpoint, type InstanceSlot, type Layout, reach } from "../world/layout.js";
-import type { OutlierDetector } from "./policy/index.js";
+import { chooseUpstream, type OutlierDetector, Rotation } from "./policy/index.js";
 import type { LiveTable } from "./table.js";
 import { UpstreamPool } from "./upstream/pool.js";
 
@@ -34,7 +33,7 @@ export class Upstreams {
   readonly #order: string[];
   /** The instance slots of each (service, cell, kind), grouped like {@link #order}. */
   readonly #slots = new Map<string, InstanceSlot[][]>();
-  #rotation = 0;
+  readonly #rotation = new Rotation();
 
   constructor(topology: Topology, layout: Layout, region: string, outliers: OutlierDetector) {
     this.#layout = layout;
@@ -83,30 +82,13 @@ export class Upstreams {
     return byRegion;
   }
 
-  /** Least outstanding in the nearest region with a candidate not yet tried; another zone first for retries. */
+  /** The upstream for a try (see policy/balancer.ts): nearest region with an untried one, least outstanding. */
   choose(
     groups: Candidates,
     tried: ReadonlySet<string>,
     previous: Upstream | undefined,
   ): Upstream | undefined {
-    for (const group of groups) {
-      let best: Upstream | undefined;
-      let bestScore = Number.POSITIVE_INFINITY;
-      const n = group.length;
-      const offset = this.#rotation++ % n;
-      for (let k = 0; k < n; k++) {
-        const u = group[(offset + k) % n] as Upstream;
-        if (tried.has(u.slot.id)) continue;
-        // Prefer another zone than the previous attempt's: same-zone failures are often shared.
-        const score = u.outstanding * 2 + (previous && u.slot.zone === previous.slot.zone ? 1 : 0);
-        if (score < bestScore) {
-          best = u;
-          bestScore = score;
-        }
-      }
-      if (best) return best;
-    }
-    return undefined;
+    return chooseUpstream(groups, tried, previous?.slot.zone, this.#rotation);
   }
 
   /** The upstream of an instance id, if the router has sent to it. */

@@ -1,170 +1,137 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { Random } from "../../lib/random.js";
-import { BalancerState, chooseRetryTarget, chooseUpstream, type UpstreamCandidate } from "./balancer.js";
+import { type BalancedUpstream, chooseUpstream, Rotation } from "./balancer.js";
 
-function c(id: string, region: string, zone: string, outstanding = 0): UpstreamCandidate {
-  return { id, region, zone, outstanding };
+interface U extends BalancedUpstream {
+  readonly region: string;
 }
 
-const WORLD: UpstreamCandidate[] = [
-  c("e1", "us-east", "a", 3),
-  c("e2", "us-east", "b", 1),
-  c("e3", "us-east", "c", 2),
-  c("w1", "us-west", "a", 0),
-  c("w2", "us-west", "b", 0),
-  c("eu1", "eu-west", "a", 0),
+function u(id: string, region: string, zone: string, outstanding = 0): U {
+  return { slot: { id, zone: `${region}/${zone}` }, region, outstanding };
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+/** Regions in order of preference, each a group, as Upstreams.eligible hands them over. */
+const WORLD: U[][] = [
+  [u("e1", "us-east", "a", 3), u("e2", "us-east", "b", 1), u("e3", "us-east", "c", 2)],
+  [u("w1", "us-west", "a", 0), u("w2", "us-west", "b", 0)],
+  [u("eu1", "eu-west", "a", 0)],
 ];
 
+const pick = (
+  groups: U[][],
+  tried: Iterable<string> = [],
+  previousZone?: string,
+  rotation = new Rotation(),
+) => chooseUpstream(groups, new Set(tried), previousZone, rotation)?.slot.id;
+
 test("picks the least outstanding in the nearest region, not a less loaded farther one", () => {
-  assert.equal(chooseUpstream(WORLD, new BalancerState())?.id, "e2");
+  assert.equal(pick(WORLD), "e2");
 });
 
-test("skips excluded ids given as a set or a predicate and falls to the next region", () => {
-  const state = new BalancerState();
-  assert.equal(chooseUpstream(WORLD, state, { exclude: new Set(["e2"]) })?.id, "e3");
-  const downEast = (_id: string, u: UpstreamCandidate): boolean => u.region === "us-east";
-  assert.ok(["w1", "w2"].includes(chooseUpstream(WORLD, state, { exclude: downEast })?.id ?? ""));
-  assert.equal(chooseUpstream(WORLD, state, { exclude: () => true }), undefined);
-  assert.equal(chooseUpstream([], state), undefined);
+test("goes to the next region only once every candidate of the nearer one was tried", () => {
+  assert.equal(pick(WORLD, ["e2"]), "e3");
+  assert.ok(["w1", "w2"].includes(pick(WORLD, ["e1", "e2", "e3"]) ?? ""));
+  assert.equal(pick(WORLD, ["e1", "e2", "e3", "w1", "w2"]), "eu1");
+  assert.equal(pick(WORLD, ["e1", "e2", "e3", "w1", "w2", "eu1"]), undefined);
+  assert.equal(pick([]), undefined);
+  assert.equal(pick([[], [u("x", "r", "a")]]), "x");
 });
 
 test("ties rotate, so equal load spreads round-robin", () => {
-  const state = new BalancerState();
-  const equal = [c("a", "r", "z1"), c("b", "r", "z2"), c("c", "r", "z3"), c("x", "far", "z1")];
-  const picks = Array.from({ length: 6 }, () => chooseUpstream(equal, state)?.id);
+  const rotation = new Rotation();
+  const equal = [[u("a", "r", "z1"), u("b", "r", "z2"), u("c", "r", "z3")], [u("x", "far", "z1")]];
+  const picks = Array.from({ length: 6 }, () => pick(equal, [], undefined, rotation));
   assert.deepEqual(picks, ["a", "b", "c", "a", "b", "c"]);
 });
 
-test("retry: never a tried id; another zone of the same region first, then another region, then the same zone", () => {
-  const state = new BalancerState();
-  const cands = [
-    c("e1", "us-east", "a", 0),
-    c("e1b", "us-east", "a", 0),
-    c("e2", "us-east", "b", 5),
-    c("w1", "us-west", "a", 0),
+test("retry: never a tried id; on equal load another zone than the previous try's, but load comes first", () => {
+  const groups = [
+    [u("e1", "us-east", "a", 0), u("e1b", "us-east", "a", 0), u("e2", "us-east", "b", 0)],
+    [u("w1", "us-west", "a", 0)],
   ];
-  const previous = { region: "us-east", zone: "a" };
-  assert.equal(chooseRetryTarget(cands, state, { tried: ["e1"], previous })?.id, "e2");
-  assert.equal(chooseRetryTarget(cands, state, { tried: new Set(["e1", "e2"]), previous })?.id, "w1");
-  assert.equal(
-    chooseRetryTarget(cands, state, { tried: ["e1", "e2"], previous, exclude: new Set(["w1"]) })?.id,
-    "e1b",
-    "the previous zone is the last resort",
-  );
-  assert.equal(chooseRetryTarget(cands, state, { tried: ["e1", "e1b", "e2", "w1"], previous }), undefined);
+  // Whatever the rotation, the other zone wins the tie.
+  for (let start = 0; start < 6; start++)
+    assert.equal(pick(groups, ["e1"], "us-east/a", new Rotation(start)), "e2", `rotation ${start}`);
+  // A less loaded instance in the previous zone beats a busier one elsewhere.
+  const busier = [[u("e1", "us-east", "a", 0), u("e1b", "us-east", "a", 0), u("e2", "us-east", "b", 1)]];
+  assert.equal(pick(busier, ["e1"], "us-east/a"), "e1b");
+  // The same region's last untried instance, even in the previous zone, before another region.
+  assert.equal(pick(groups, ["e1", "e2"], "us-east/a"), "e1b");
   // Zones named alike in different regions are different zones.
-  assert.equal(
-    chooseRetryTarget([c("e1", "us-east", "a"), c("w1", "us-west", "a")], state, { tried: ["e1"], previous })
-      ?.id,
-    "w1",
-  );
+  assert.equal(pick([[u("w1", "us-west", "a"), u("w2", "us-west", "b")]], [], "us-east/a"), "w1");
 });
 
-test("p2c picks the less loaded of two random candidates in the nearest region", () => {
-  const rnd = new Random(7);
-  const state = new BalancerState({ random: () => rnd.next() });
-  const cands = [c("busy", "r", "a", 100), c("idle", "r", "b", 0), c("far", "x", "a", 0)];
-  for (let i = 0; i < 50; i++) assert.equal(chooseUpstream(cands, state, { p2c: true })?.id, "idle");
-  assert.equal(chooseUpstream([c("only", "r", "a", 9)], state, { p2c: true })?.id, "only");
-  const broken = new BalancerState({ random: () => Number.NaN });
-  assert.ok(chooseUpstream(cands, broken, { p2c: true }));
-});
-
-const candidatesArb = fc
+const groupsArb = fc
   .array(
-    fc.record({
-      region: fc.integer({ min: 0, max: 3 }),
-      zone: fc.constantFrom("a", "b", "c"),
-      outstanding: fc.integer({ min: 0, max: 4 }),
-      excluded: fc.boolean(),
-      tried: fc.boolean(),
-    }),
-    { maxLength: 16 },
+    fc.array(
+      fc.record({
+        zone: fc.constantFrom("a", "b", "c"),
+        outstanding: fc.integer({ min: 0, max: 4 }),
+        tried: fc.boolean(),
+      }),
+      { maxLength: 6 },
+    ),
+    { maxLength: 4 },
   )
-  .map((rows) =>
-    // Ordered by region preference, as the router hands them over.
-    [...rows]
-      .sort((x, y) => x.region - y.region)
-      .map((r, i) => ({
-        ...c(`u${i}`, `r${r.region}`, r.zone, r.outstanding),
-        excluded: r.excluded,
-        tried: r.tried,
-      })),
+  .map((regions) =>
+    regions.map((rows, r) =>
+      rows.map((row, i) => ({ ...u(`u${r}-${i}`, `r${r}`, row.zone, row.outstanding), tried: row.tried })),
+    ),
   );
 
-test("property: never an excluded or tried id, never a farther region while a nearer one is eligible", () => {
+test("property: never a tried id, never a farther region while a nearer one has an untried candidate, least loaded, another zone on a tie", () => {
   fc.assert(
     fc.property(
-      candidatesArb,
-      fc.boolean(),
-      fc.boolean(),
+      groupsArb,
+      fc.option(fc.constantFrom("r0/a", "r0/b", "r1/a")),
       fc.nat(1000),
-      fc.option(fc.record({ region: fc.constantFrom("r0", "r1"), zone: fc.constantFrom("a", "b") })),
-      (cands, p2c, asPredicate, seed, previous) => {
-        const rnd = new Random(seed);
-        const state = new BalancerState({ random: () => rnd.next(), start: seed });
-        const excludedIds = new Set(cands.filter((x) => x.excluded).map((x) => x.id));
-        const exclude = asPredicate ? (id: string) => excludedIds.has(id) : excludedIds;
-        const rank = (u: { region: string }) => Number(u.region.slice(1));
-
-        const first = chooseUpstream(cands, state, { exclude, p2c });
-        const eligible = cands.filter((x) => !x.excluded);
-        if (eligible.length === 0) assert.equal(first, undefined);
-        else {
-          assert.ok(first && !first.excluded);
-          const nearest = Math.min(...eligible.map(rank));
-          assert.equal(rank(first), nearest, "nearest region with an eligible candidate");
-          if (!p2c) {
-            const least = Math.min(...eligible.filter((x) => rank(x) === nearest).map((x) => x.outstanding));
-            assert.equal(first.outstanding, least, "least outstanding in that region");
-          }
-        }
-
-        const tried = cands.filter((x) => x.tried).map((x) => x.id);
-        const retry = chooseRetryTarget(cands, state, {
-          exclude,
-          p2c,
-          tried,
-          previous: previous ?? undefined,
-        });
-        const open = eligible.filter((x) => !x.tried);
-        if (open.length === 0) assert.equal(retry, undefined);
-        else {
-          assert.ok(retry && !retry.excluded && !retry.tried);
-          const sameZone = (x: UpstreamCandidate) =>
-            previous !== null && x.region === previous.region && x.zone === previous.zone;
-          const elsewhere = open.filter((x) => !sameZone(x));
-          const pool = elsewhere.length > 0 ? elsewhere : open;
-          assert.ok(elsewhere.length === 0 || !sameZone(retry), "another zone when one is eligible");
-          assert.equal(rank(retry), Math.min(...pool.map(rank)), "nearest region among the preferred");
-        }
+      (groups, previousZone, start) => {
+        const tried = new Set(
+          groups
+            .flat()
+            .filter((x) => x.tried)
+            .map((x) => x.slot.id),
+        );
+        const chosen = chooseUpstream(groups, tried, previousZone ?? undefined, new Rotation(start));
+        const nearest = groups.find((g) => g.some((x) => !x.tried));
+        if (nearest === undefined) return assert.equal(chosen, undefined);
+        assert.ok(chosen && !chosen.tried, "an untried candidate");
+        assert.ok(nearest.includes(chosen), "from the nearest region with an untried candidate");
+        const open = nearest.filter((x) => !x.tried);
+        const least = Math.min(...open.map((x) => x.outstanding));
+        assert.equal(chosen.outstanding, least, "the least outstanding there");
+        const elsewhere = open.some((x) => x.outstanding === least && x.slot.zone !== previousZone);
+        assert.ok(
+          !elsewhere || chosen.slot.zone !== previousZone,
+          "another zone than the previous try's on a tie",
+        );
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 500 },
   );
 });
 
-test("property: with equal outstanding counts, picks spread evenly (rotation and p2c)", () => {
+test("property: with equal outstanding counts, picks spread evenly", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 2, max: 8 }), fc.boolean(), fc.nat(10_000), (size, p2c, seed) => {
-      const rnd = new Random(seed);
-      const state = new BalancerState({ random: () => rnd.next(), start: seed });
-      const cands = Array.from({ length: size }, (_, i) => c(`u${i}`, "r0", `z${i % 3}`, 2));
-      cands.push(c("far", "r1", "a", 0));
+    fc.property(fc.integer({ min: 2, max: 8 }), fc.nat(10_000), (size, start) => {
+      const rotation = new Rotation(start);
+      const group = Array.from({ length: size }, (_, i) => u(`u${i}`, "r0", `z${i % 3}`, 2));
+      const groups = [group, [u("far", "r1", "a", 0)]];
       const counts = new Map<string, number>();
       const calls = 4000;
       for (let i = 0; i < calls; i++) {
-        const id = chooseUpstream(cands, state, { p2c })?.id ?? "none";
+        const id = chooseUpstream(groups, NONE, undefined, rotation)?.slot.id ?? "none";
         counts.set(id, (counts.get(id) ?? 0) + 1);
       }
       assert.equal(counts.get("far"), undefined);
       const expected = calls / size;
       for (let i = 0; i < size; i++) {
         const got = counts.get(`u${i}`) ?? 0;
-        // Rotation is exact (±1); p2c is random, so allow ±25% (far beyond 5 standard deviations).
-        assert.ok(Math.abs(got - expected) <= (p2c ? expected * 0.25 : 1), `u${i}: ${got} vs ${expected}`);
+        // Rotation is exact: every candidate is first in turn.
+        assert.ok(Math.abs(got - expected) <= 1, `u${i}: ${got} vs ${expected}`);
       }
     }),
     { numRuns: 50 },

@@ -6,16 +6,7 @@ export {
   type RetryAfterOptions,
   retryDelayMs,
 } from "./backoff.js";
-export {
-  BalancerState,
-  type BalancerStateOptions,
-  type ChooseOptions,
-  chooseRetryTarget,
-  chooseUpstream,
-  type Exclusion,
-  type RetryTargetOptions,
-  type UpstreamCandidate,
-} from "./balancer.js";
+export { type BalancedUpstream, chooseUpstream, Rotation } from "./balancer.js";
 export {
   type HedgeRoute,
   hedgeDelayMs,
