@@ -1,9 +1,10 @@
 /**
  * The tries of one request after its first: retries of an idempotent request (or one with an
  * `Idempotency-Key`) on connect errors, resets and 502/503/504, each to an instance not tried yet
- * (another zone first, then another region), within the retry budget, with jittered backoff that
- * honours `Retry-After`, a per-try timeout and the request's overall deadline; and hedging: a
- * second try to another region once a read has waited the route's p95, the slower one cancelled.
+ * (the nearest region's least loaded, another zone on a tie: policy/balancer.ts), within the retry
+ * budget, with jittered backoff that honours `Retry-After`, a per-try timeout and the request's
+ * overall deadline; and hedging: a second try to another region once a read has waited the route's
+ * p95 (policy/latency.ts decides which requests and after how long), the slower one cancelled.
  *
  * The first try itself is made by the server on callbacks (its fast path); a first try that did not
  * answer well is handed here as a {@link FirstTry}.
@@ -12,6 +13,7 @@ import type { Topology } from "../topology/model.js";
 import type { OutgoingResponse } from "./downstream/http-server.js";
 import { headerValue, responseHeaders } from "./headers.js";
 import {
+  hedgeDelayMs,
   type LatencyTracker,
   type OutlierDetector,
   parseRetryAfter,
@@ -201,9 +203,7 @@ export class Attempts {
           last = `${last}; overall deadline of ${topology.routers.deadlineMs} ms passed`;
           break;
         }
-        const method = args.request.method;
-        const hedgeAfter =
-          args.match.hedge && (method === "GET" || method === "HEAD") ? tracker.p95() : undefined;
+        const hedgeAfter = hedgeDelayMs(args.request.method, args.match, tracker);
         const timeoutMs = Math.min(remaining, topology.routers.tryTimeoutMs);
         started = performance.now();
         result =

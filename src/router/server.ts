@@ -32,6 +32,7 @@ import {
   type OutlierOptions,
   parseTenant,
   RetryBudget,
+  shouldHedge,
   type TenantOptions,
 } from "./policy/index.js";
 import { json, refuse } from "./respond.js";
@@ -332,7 +333,7 @@ export class RouterServer {
     const idempotent = IDEMPOTENT.has(method) || r.head.idempotencyKey;
     const args: AttemptArgs = { groups, request, idempotent, match, cell, fallback };
     const deadline = performance.now() + this.#options.topology.routers.deadlineMs;
-    if (match.hedge && (method === "GET" || method === "HEAD")) {
+    if (shouldHedge(method, match)) {
       this.#retry(args, deadline, undefined, r);
       return;
     }
