@@ -52,14 +52,19 @@ export function registerFailoverRoutes(app: FastifyInstance, ctx: ControllerCont
         },
       },
     },
-    async () => ({
-      durability: ctx.failover.durability,
-      cells: await ctx.store.cells.states(),
-      history: await ctx.store.cells.history(undefined, HISTORY),
-      ...(ctx.failover.lastError ? { reconcilerError: ctx.failover.lastError } : {}),
-      ...(ctx.failover.reconciledAtMs === undefined ? {} : { reconciledAtMs: ctx.failover.reconciledAtMs }),
-      detection: ctx.index.topology.failover.detection,
-    }),
+    async () => {
+      // Read before the cells, so that the cells shown include what the pass that began at
+      // reconciledAtMs wrote (a pass finishing during the reads would otherwise be claimed unseen).
+      const { lastError, reconciledAtMs } = ctx.failover;
+      return {
+        durability: ctx.failover.durability,
+        cells: await ctx.store.cells.states(),
+        history: await ctx.store.cells.history(undefined, HISTORY),
+        ...(lastError ? { reconcilerError: lastError } : {}),
+        ...(reconciledAtMs === undefined ? {} : { reconciledAtMs }),
+        detection: ctx.index.topology.failover.detection,
+      };
+    },
   );
 
   app.post<{ Params: { cell: string }; Body: { reason: string; acceptDataLoss: boolean } }>(
