@@ -121,12 +121,17 @@ export class Evidence {
       });
   }
 
-  /** The latest report of one database slot, with when it was received. */
-  database(id: string): { report: DatabaseReport; atMs: number; version: number } | undefined {
+  /**
+   * The latest report of one database slot: when it was received, when it was sent (on the
+   * controller's clock, by the agent's), and the desired version it was probed under.
+   */
+  database(
+    id: string,
+  ): { report: DatabaseReport; atMs: number; sentAtMs: number; version: number } | undefined {
     const heard = this.#databases.get(id);
     return heard === undefined
       ? undefined
-      : { report: heard.value, atMs: heard.atMs, version: heard.version };
+      : { report: heard.value, atMs: heard.atMs, sentAtMs: heard.sentAtMs, version: heard.version };
   }
 
   /** The desired version a zone's agent last said it runs (undefined when never heard). */

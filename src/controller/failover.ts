@@ -5,6 +5,7 @@
  *
  *   serving ──(observers in 2 other regions agree the primary is gone)──▶ failing-over: fenced
  *   failing-over ──(standby positions in: zero loss provable)──────────▶ promoting: new primary, epoch + 1
+ *   failing-over ──(the fenced old primary's own position reached)──────▶ promoting (at once; fence-proof.ts)
  *   failing-over ──(not provable)──▶ awaiting-consent ──(operator approves, or proof arrives)──▶ promoting
  *   failing-over / awaiting-consent ──(the old primary is reachable again)──▶ serving (aborted, unfenced)
  *   promoting ──(the new primary reports itself primary)──▶ serving: unfenced, recorded in the history
@@ -22,6 +23,7 @@ import type { CellFailoverState, CellStore } from "./cell-store.js";
 import { type DurabilityPolicy, DurabilityWatch } from "./durability.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
+import { fencedPrimaryFlush, writersFenced } from "./fence-proof.js";
 import { LossWatch } from "./loss-watch.js";
 import { Switchovers } from "./switchover.js";
 import type { WorldIndex } from "./world-index.js";
@@ -138,30 +140,46 @@ export class FailoverCoordinator {
           startedAtMs: now,
           steps: { detected: now, fenced: now },
         };
-        await this.#cells.update(cell, { fenced: true, phase: "failing-over", failover: { ...started } }, [
-          event(
-            "failover.started",
+        const fenced = await this.#cells.update(
+          cell,
+          { fenced: true, phase: "failing-over", failover: { ...started } },
+          [
+            event(
+              "failover.started",
+              cell,
+              `primary in ${state.cell.primary} failed: ${verdict.reason}; writers fenced`,
+              {
+                from: state.cell.primary,
+                reason: verdict.reason,
+                regions: verdict.regions,
+              },
+            ),
+          ],
+        );
+        // The fence's desired version: agents at or past it have closed the cell's writers (fence-proof.ts).
+        if (fenced) {
+          await this.#cells.update(
             cell,
-            `primary in ${state.cell.primary} failed: ${verdict.reason}; writers fenced`,
-            {
-              from: state.cell.primary,
-              reason: verdict.reason,
-              regions: verdict.regions,
-            },
-          ),
-        ]);
+            { failover: { ...started, fenceVersion: fenced.desiredVersion } },
+            [],
+          );
+        }
         return;
       }
       case "failing-over":
       case "awaiting-consent": {
         if (!record) return;
         if (await this.#abortIfBack(state, record, now)) return;
-        const standbys = this.#evidence.standbys(cell, record.from, record.startedAtMs);
+        const current = await this.#noteWritersFenced(cell, record, now);
+        const standbys = this.#evidence.standbys(cell, current.from, current.startedAtMs);
         const allIn = standbys.every((s) => s.flushLsn !== undefined);
-        const waited = now - record.startedAtMs >= this.#index.topology.failover.positionWaitMs;
-        if (state.phase === "failing-over" && !allIn && !waited) return;
-        const decision = this.#decide(cell, record, now);
-        if (decision.kind === "promote") return await this.#promote(state, record, decision, now);
+        const waited = now - current.startedAtMs >= this.#index.topology.failover.positionWaitMs;
+        const decision = this.#decide(cell, current, this.#oldPrimaryFlush(cell, current));
+        // A proof from the old primary promotes at once; otherwise the standbys' positions are waited
+        // for (a quorum standby may still answer) until the position wait is over.
+        const proven = decision.kind === "promote" && decision.basis === "old-primary";
+        if (state.phase === "failing-over" && !allIn && !waited && !proven) return;
+        if (decision.kind === "promote") return await this.#promote(state, current, decision, now);
         if (decision.kind === "no-candidate") {
           if (!this.#noted.has(cell)) {
             this.#noted.add(cell);
@@ -180,11 +198,11 @@ export class FailoverCoordinator {
         const estimate = estimateLoss(
           this.#evidence.history(cell),
           decision.target.flushLsn,
-          record.startedAtMs,
+          current.startedAtMs,
         );
         const waiting: FailoverRecord = {
-          ...record,
-          steps: { ...record.steps, consentAsked: now },
+          ...current,
+          steps: { ...current.steps, consentAsked: now },
           decision: {
             target: decision.target.region,
             flushLsn: formatLsn(decision.target.flushLsn),
@@ -236,14 +254,36 @@ export class FailoverCoordinator {
     }
   }
 
-  /** The decision with the positions heard since the failover began. */
-  #decide(cell: string, record: FailoverRecord, _now: number): Decision {
+  /** Records when every writer of the cell was first seen fenced (the step `writersFenced`). */
+  async #noteWritersFenced(cell: string, record: FailoverRecord, now: number): Promise<FailoverRecord> {
+    const fence = record.fenceVersion;
+    if (fence === undefined || record.steps.writersFenced !== undefined) return record;
+    if (!writersFenced(this.#index, this.#evidence, cell, fence)) return record;
+    const next = { ...record, steps: { ...record.steps, writersFenced: now } };
+    await this.#cells.update(cell, { failover: { ...next } }, []);
+    return next;
+  }
+
+  /**
+   * The old primary's flushed position when it reported one after every writer of the cell was
+   * fenced, so that no commit can follow it (fence-proof.ts); undefined otherwise (it is down or cut
+   * off, a writer's agent has not confirmed the fence, or its report is older than that).
+   */
+  #oldPrimaryFlush(cell: string, record: FailoverRecord): bigint | undefined {
+    const fence = record.fenceVersion;
+    if (fence === undefined || !writersFenced(this.#index, this.#evidence, cell, fence)) return undefined;
+    return fencedPrimaryFlush(this.#evidence, `${cell}/${record.from}`, fence, record.steps.writersFenced);
+  }
+
+  /** The decision with the positions heard since the failover began (and the old primary's, if proven). */
+  #decide(cell: string, record: FailoverRecord, oldPrimaryFlush: bigint | undefined): Decision {
     const standbys = this.#evidence.standbys(cell, record.from, record.startedAtMs);
     const quorum: Quorum = this.#evidence.quorum(cell, record.from) ?? {
       k: this.#index.topology.cells.syncQuorum,
       names: standbys.map((s) => s.name),
     };
     return decideFailover({
+      oldPrimaryFlush,
       quorum,
       standbys,
       preference: regionsByPreference(this.#index.topology.regions, record.from),
@@ -345,7 +385,8 @@ export class FailoverCoordinator {
       );
     }
     const now = this.#clock();
-    const decision = this.#decide(cell, record, now);
+    // Consent is for when nothing proves zero loss: the standby furthest ahead, whatever the old primary said.
+    const decision = this.#decide(cell, record, undefined);
     if (decision.kind === "no-candidate") {
       throw new RingfenceError(
         "RINGFENCE_FAILOVER_NOT_PENDING",

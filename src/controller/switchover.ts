@@ -10,6 +10,7 @@ import { formatLsn, parseLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
+import { fencedPrimaryFlush, writersFenced } from "./fence-proof.js";
 import type { WorldIndex } from "./world-index.js";
 
 /** How far behind the primary (WAL bytes) a home standby may be and still count as caught up for failback. */
@@ -107,13 +108,11 @@ export class Switchovers {
     const { cell } = state.cell;
     const to = record.to;
     if (to === undefined) return;
-    // Positions count only once every agent with a writer endpoint for the cell runs the fence:
-    // until then a writer elsewhere could still send the old primary a commit. And they must have
-    // been read under the fence (reports carry the desired version they were probed under).
+    // Positions count only once every agent with a writer endpoint for the cell runs the fence, and
+    // the primary's must have been read after that (fence-proof.ts).
     const fence = record.fenceVersion;
     if (fence === undefined) return;
-    const writerZones = new Set(this.#index.layout.writers.filter((w) => w.cell === cell).map((w) => w.zone));
-    const allFenced = [...writerZones].every((zone) => (this.#evidence.agentVersion(zone) ?? 0) >= fence);
+    const allFenced = writersFenced(this.#index, this.#evidence, cell, fence);
     if (allFenced && record.steps.writersFenced === undefined) {
       await this.#cells.update(
         cell,
@@ -122,15 +121,10 @@ export class Switchovers {
       );
       return;
     }
-    // The primary's position must be read after the last writer closed (agents probe every 200 ms
-    // while a cell is fenced, so a report this recent comes at once).
-    const readAfter = (record.steps.writersFenced ?? Number.POSITIVE_INFINITY) + 250;
-    const primary = this.#evidence.database(`${cell}/${record.from}`);
     const target = this.#evidence.database(`${cell}/${to}`);
-    const primaryFlush =
-      allFenced && primary && primary.version >= fence && primary.atMs > readAfter
-        ? parseLsn(primary.report.flushLsn ?? primary.report.lsn)
-        : undefined;
+    const primaryFlush = allFenced
+      ? fencedPrimaryFlush(this.#evidence, `${cell}/${record.from}`, fence, record.steps.writersFenced)
+      : undefined;
     const targetFlush =
       target && target.version >= fence && target.report.role === "standby"
         ? parseLsn(target.report.flushLsn ?? target.report.lsn)

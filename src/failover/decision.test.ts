@@ -40,7 +40,13 @@ test("a quorum standby missing with ANY 1 of 2: consent, unless the old primary 
   const d = decideFailover({ quorum, standbys, preference: [] });
   assert.equal(d.kind, "await-consent");
   assert.match(d.kind === "await-consent" ? d.reason : "", /s-r2 did not/);
-  assert.equal(decideFailover({ quorum, standbys, preference: [], oldPrimaryFlush: 90n }).kind, "promote");
+  const confirmed = decideFailover({ quorum, standbys, preference: [], oldPrimaryFlush: 90n });
+  assert.equal(confirmed.kind === "promote" && confirmed.basis, "old-primary");
+  assert.match(confirmed.kind === "promote" ? confirmed.proof : "", /fenced old primary confirmed .*0\/5A/);
+  // Both standbys answering: the quorum proves it, whatever the old primary said.
+  const both = standbys.map((s) => ({ ...s, flushLsn: 90n }));
+  const quorumProof = decideFailover({ quorum, standbys: both, preference: [], oldPrimaryFlush: 90n });
+  assert.equal(quorumProof.kind === "promote" && quorumProof.basis, "quorum");
   assert.equal(
     decideFailover({ quorum, standbys, preference: [], oldPrimaryFlush: 91n }).kind,
     "await-consent",

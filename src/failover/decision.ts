@@ -6,9 +6,12 @@
  * position holds everything any answering standby holds. If at least n − k + 1 of the named standbys
  * answer with their flushed position, every acknowledged commit is on one of them (at most k − 1
  * could be missing), so promoting the highest loses nothing. Otherwise it is still provable when
- * the old primary confirmed its own flushed position and the best standby has reached it.
+ * the old primary confirmed its own flushed position and the best standby has reached it: a
+ * position it reported once every writer endpoint of the cell was fenced, so that no commit could
+ * follow it and every acknowledged commit lies at or before it (controller/fence-proof.ts).
  * Anything else waits for an operator, with an estimate of what may be lost (see estimate.ts).
  */
+import { formatLsn } from "../lib/lsn.js";
 
 /** A standby of the cell as the controller last heard of it. */
 export interface StandbyPosition {
@@ -28,7 +31,10 @@ export interface Quorum {
 export interface DecisionInput {
   readonly quorum: Quorum;
   readonly standbys: readonly StandbyPosition[];
-  /** The old primary's flushed position, when it could still confirm it (fenced, then asked). */
+  /**
+   * The old primary's flushed position, only when it was read after every writer of the cell was
+   * fenced (no commit can follow it); undefined when the old primary is gone or not yet confirmed.
+   */
   readonly oldPrimaryFlush?: bigint | undefined;
   /** Regions in order of preference when two standbys are equally far ahead. */
   readonly preference: readonly string[];
@@ -38,6 +44,8 @@ export type Decision =
   | {
       readonly kind: "promote";
       readonly target: StandbyPosition & { readonly flushLsn: bigint };
+      /** What proves it: the standbys of the quorum, or the fenced old primary's own position. */
+      readonly basis: "quorum" | "old-primary";
       /** Why no acknowledged commit can be lost. */
       readonly proof: string;
     }
@@ -73,6 +81,7 @@ export function decideFailover(input: DecisionInput): Decision {
     return {
       kind: "promote",
       target,
+      basis: "quorum",
       proof: `${answeredNamed} of the ${names.length} quorum standbys answered (ANY ${k} needs ${needed}): every acknowledged commit is on one of them`,
     };
   }
@@ -80,7 +89,8 @@ export function decideFailover(input: DecisionInput): Decision {
     return {
       kind: "promote",
       target,
-      proof: "the old primary confirmed its flushed position and the standby has reached it",
+      basis: "old-primary",
+      proof: `the fenced old primary confirmed its flushed position (${formatLsn(input.oldPrimaryFlush)}) and the standby has reached it`,
     };
   }
   const missing = names.filter((n) => !answered.some((s) => s.name === n));
