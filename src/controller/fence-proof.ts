@@ -1,7 +1,9 @@
 /**
  * When the old primary's own word proves what it acknowledged. Fencing a cell bumps the desired
  * version; an agent that runs that version (or a later one) has closed the cell's writer endpoints
- * it holds and refuses new connections, and writer endpoints are the only way a service writes. Once
+ * it holds and refuses new connections, and services write only through them (`DATABASE_WRITE_URL`;
+ * `DATABASE_URL` is for reads, although in the primary's region it reaches the primary itself, which
+ * no fence closes: the same assumption the fence itself makes). Once
  * every agent holding a writer endpoint of the cell runs the fence, no commit can reach the old
  * primary any more, so none can be acknowledged after that: a commit is acknowledged only after the
  * primary flushed it, through a connection that was open. The old primary's flushed position read
