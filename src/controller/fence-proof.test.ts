@@ -36,6 +36,8 @@ async function beat(zone: string, shape: Shape = {}): Promise<void> {
     ...base,
     databases: base.databases.map(shape.databases ?? ((d) => d)),
     sentMonoMs: shape.sentMonoMs ?? clock.nowMs - MONO_BASE,
+    // The observers report only the primary under test: with nothing else to probe they count as
+    // witnesses (docs/failover.md), and no report about another cell's primary links the two tests.
     ...(shape.probes ? { observations: shape.probes.map((p) => ({ ...p, ageMs: 0 })) } : {}),
   });
   assert.equal(res.status, 204, JSON.stringify(res.body));
