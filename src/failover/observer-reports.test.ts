@@ -217,7 +217,13 @@ test("reachedElsewhere: whether an observer reached another region's primary sin
   assert.equal(reports.reachedElsewhere("r2/a", "r1", 0), false, "it reaches nothing");
   reports.receive({ ...sender, sentMonoMs: 11_000 }, [p("cell-0/r1", false), p("cell-1/r3", true)], 51_000);
   assert.equal(reports.reachedElsewhere("r2/a", "r1", 50_000), true);
-  assert.equal(reports.reachedElsewhere("r2/a", "r1", 52_000), false, "not since then");
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 52_000), undefined, "nothing observed since then");
+  // Its probes of cell-1/r3 fail now: it reaches nothing outside r1.
+  reports.receive({ ...sender, sentMonoMs: 11_500 }, [p("cell-0/r1", false), p("cell-1/r3", false)], 51_500);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 51_000), false, "reaches nothing else");
+  // cell-1 moved into r1: the observer probes only r1 now, and its old cell-1/r3 entry does not count.
+  reports.receive({ ...sender, sentMonoMs: 12_000 }, [p("cell-0/r1", false), p("cell-1/r1", false)], 52_000);
+  assert.equal(reports.reachedElsewhere("r2/a", "r1", 51_600), undefined, "a target it no longer probes");
   assert.equal(
     reports.reachedElsewhere("r2/a", "r3", 0),
     false,

@@ -182,16 +182,18 @@ export class ObserverReports {
   }
 
   /**
-   * Whether `observer` reached a target outside `region` with an observation made at or after
-   * `sinceMs` (the controller's clock); undefined when it holds no observation of any target
-   * outside `region` (it probes nothing else). Targets are `cell/region` slot ids.
+   * Whether `observer` reached a target outside `region`, among its observations made at or after
+   * `sinceMs` (the controller's clock); undefined when it made none of a target outside `region`
+   * since then (it probes nothing else now: a target it no longer probes, a database that is no
+   * longer a primary, is not held against it). Targets are `cell/region` slot ids.
    */
   reachedElsewhere(observer: string, region: string, sinceMs: number): boolean | undefined {
     let probesElsewhere = false;
     for (const h of this.#held.values()) {
-      if (h.probe.observer !== observer || h.target.endsWith(`/${region}`)) continue;
+      if (h.probe.observer !== observer || h.target.endsWith(`/${region}`) || h.probe.atMs < sinceMs)
+        continue;
+      if (h.probe.ok) return true;
       probesElsewhere = true;
-      if (h.probe.ok && h.probe.atMs >= sinceMs) return true;
     }
     return probesElsewhere ? false : undefined;
   }
