@@ -31,15 +31,6 @@ async function primaryOf(cell: string): Promise<string> {
   return state.primary;
 }
 
-async function phaseOf(cell: string): Promise<{ phase: string; primary: string; fenced: boolean }> {
-  const doc = await tw.controller<{
-    cells: { cell: { cell: string; primary: string; fenced: boolean }; phase: string }[];
-  }>("/v1/failover");
-  const c = doc.cells.find((x) => x.cell.cell === cell);
-  assert.ok(c);
-  return { phase: c.phase, primary: c.cell.primary, fenced: c.cell.fenced };
-}
-
 test("a partition that isolates only the controller fails nothing over", async () => {
   const before = await tw.cells();
   const pid = tw.world.pid("controller");
@@ -87,7 +78,7 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   try {
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary !== lost && !p.fenced;
       },
       60_000,
@@ -168,7 +159,7 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   try {
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === lost;
       },
       60_000,
@@ -276,7 +267,7 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
     for (const r of outside) tw.world.wan.link(isolated, r).partition();
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary !== isolated;
       },
       60_000,
@@ -289,7 +280,7 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
     // After healing: the old primary rejoins, and after the window the cell fails back home.
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === isolated;
       },
       120_000,
@@ -330,7 +321,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
       `consent asked: estimated loss ${estimate.bytes} bytes, up to ${estimate.seconds} s (${estimate.basis})`,
     );
     assert.ok(estimate.seconds > 0 || estimate.bytes > 0, "the estimate is not zero");
-    assert.equal((await phaseOf(cell)).fenced, true, "writers stay fenced while consent is awaited");
+    assert.equal((await tw.phase(cell)).fenced, true, "writers stay fenced while consent is awaited");
     const approved = await cli(
       "failover",
       "approve",
@@ -342,7 +333,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
     assert.match(approved, new RegExp(`promoting ${survivor.region}`));
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === survivor.region;
       },
       30_000,

@@ -57,6 +57,8 @@ export interface TestWorld {
   controller<T>(path: string): Promise<T>;
   /** The cells as the controller has them now (current primaries). */
   cells(): Promise<CellState[]>;
+  /** A cell's failover phase (`serving`, `awaiting-consent`, ...), its primary's region and whether it is fenced. */
+  phase(cell: string): Promise<{ phase: string; primary: string; fenced: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -137,6 +139,14 @@ export async function startTestWorld(options: { addressBase?: number } = {}): Pr
     },
     controller,
     cells: async () => (await controller<{ cells: CellState[] }>("/v1/state")).cells,
+    async phase(cell) {
+      const doc = await controller<{
+        cells: { cell: { cell: string; primary: string; fenced: boolean }; phase: string }[];
+      }>("/v1/failover");
+      const c = doc.cells.find((x) => x.cell.cell === cell);
+      if (!c) throw new Error(`no cell ${cell} in /v1/failover`);
+      return { phase: c.phase, primary: c.cell.primary, fenced: c.cell.fenced };
+    },
     stop: cleanUp,
   };
 }
