@@ -191,11 +191,20 @@ test("SIGKILL of the primary's region under writes: failover with no acknowledge
     30_000,
     `the old primary in ${lost} to have every acknowledged write`,
   );
-  const log = await events();
+  // The agent sends its events with its next heartbeat, which may come after the checks above.
   const subject = `database:${old.id}`;
+  let log: WorldEvent[] = [];
+  await waitFor(
+    async () => {
+      log = await events();
+      return log.some((e) => e.kind === "database.recloned" && e.subject === subject);
+    },
+    30_000,
+    `database.recloned for ${subject}`,
+  );
   const completed = log.find((e) => e.kind === "failover.completed" && e.subject === cell);
   const recloned = log.find((e) => e.kind === "database.recloned" && e.subject === subject);
-  assert.ok(completed && recloned, `failover.completed and database.recloned for ${subject}`);
+  assert.ok(completed && recloned, `failover.completed for ${cell}`);
   assert.ok(completed.id < recloned.id, "re-cloned after the failover completed");
   assert.match(String(recloned.data.reason), /no pg_rewind/);
   assert.equal(
