@@ -7,9 +7,15 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { RINGFENCE_BIN } from "../cli/paths.js";
-import { queryOnce } from "../lib/postgres.js";
 import { signalTree } from "../lib/proctree.js";
-import { startTestWorld, type TestWorld, waitFor } from "./world-testing.js";
+import {
+  missingIn,
+  startTestWorld,
+  startWriter,
+  streamingStandbys,
+  type TestWorld,
+  waitFor,
+} from "./world-testing.js";
 
 let tw: TestWorld;
 
@@ -19,70 +25,10 @@ before(async () => {
 
 after(async () => await tw?.stop(), { timeout: 90_000 });
 
-interface Ack {
-  readonly cell: string;
-  readonly id: string;
-  readonly sentAtMs: number;
-  readonly atMs: number;
-}
-
-/** Writes to both cells through the given regions' routers until stopped; keeps every acknowledged write. */
-function startWriter(regions: readonly string[], prefix: string) {
-  const acked: Ack[] = [];
-  const failures: { cell: string; atMs: number; status: number | string }[] = [];
-  let running = true;
-  let n = 0;
-  const lane = async (cell: string) => {
-    while (running) {
-      const region = regions[n % regions.length] as string;
-      const id = `${prefix}-${cell}-${n++}`;
-      const sentAtMs = Date.now();
-      try {
-        const r = await tw.put(region, tw.tenantOf(cell), id, AbortSignal.timeout(15_000));
-        if (r.status === 200) acked.push({ cell, id, sentAtMs, atMs: Date.now() });
-        else failures.push({ cell, atMs: Date.now(), status: r.status });
-      } catch (err) {
-        failures.push({ cell, atMs: Date.now(), status: (err as Error).name });
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  const lanes = Promise.all([lane("cell-0"), lane("cell-1")]);
-  return {
-    acked,
-    failures,
-    stop: async () => {
-      running = false;
-      await lanes;
-    },
-  };
-}
-
-/** The acknowledged writes of `cell` missing from its database in `region`. */
-async function missingIn(cell: string, region: string, acked: readonly Ack[]): Promise<string[]> {
-  const db = tw.world.layout.databases.find((d) => d.cell === cell && d.region === region);
-  assert.ok(db);
-  const ids = acked.filter((a) => a.cell === cell).map((a) => a.id);
-  const rows = await queryOnce<{ id: string }>(db.host, db.port, "SELECT id FROM users WHERE id = ANY($1)", [
-    ids,
-  ]);
-  const found = new Set(rows.map((r) => r.id));
-  return ids.filter((id) => !found.has(id));
-}
-
 async function primaryOf(cell: string): Promise<string> {
   const state = (await tw.cells()).find((c) => c.cell === cell);
   assert.ok(state);
   return state.primary;
-}
-
-async function phaseOf(cell: string): Promise<{ phase: string; primary: string; fenced: boolean }> {
-  const doc = await tw.controller<{
-    cells: { cell: { cell: string; primary: string; fenced: boolean }; phase: string }[];
-  }>("/v1/failover");
-  const c = doc.cells.find((x) => x.cell.cell === cell);
-  assert.ok(c);
-  return { phase: c.phase, primary: c.cell.primary, fenced: c.cell.fenced };
 }
 
 test("a partition that isolates only the controller fails nothing over", async () => {
@@ -108,7 +54,7 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   const cell = "cell-0";
   const lost = await primaryOf(cell);
   const survivors = ["r1", "r2", "r3"].filter((r) => r !== lost);
-  const writer = startWriter(survivors, "kill");
+  const writer = startWriter(tw, survivors, "kill");
   // And `ringfence load` alongside, open loop, through the surviving regions' routers, with its ledger.
   const ledger = join(tw.dir, "kill-ledger.jsonl");
   const load = cliResult(
@@ -132,7 +78,7 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   try {
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary !== lost && !p.fenced;
       },
       60_000,
@@ -176,8 +122,8 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   t.diagnostic(`failover steps after the kill: ${steps}; ${record.record.decision.proof}`);
   const now = await primaryOf(cell);
   assert.notEqual(now, lost);
-  assert.deepEqual(await missingIn(cell, now, writer.acked), [], "acknowledged writes lost");
-  assert.deepEqual(await missingIn("cell-1", await primaryOf("cell-1"), writer.acked), []);
+  assert.deepEqual(await missingIn(tw, cell, now, writer.acked), [], "acknowledged writes lost");
+  assert.deepEqual(await missingIn(tw, "cell-1", await primaryOf("cell-1"), writer.acked), []);
   // The load's ledger, audited by `ringfence audit`: every acknowledged write is on its cell's primary.
   const loaded = await load;
   assert.equal(loaded.code, 0, loaded.stderr);
@@ -197,30 +143,23 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   const old = tw.world.layout.databases.find((d) => d.cell === cell && d.region === lost);
   assert.ok(newPrimary && old);
   await waitFor(
-    async () => {
-      const rows = await queryOnce<{ application_name: string }>(
-        newPrimary.host,
-        newPrimary.port,
-        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
-      ).catch(() => []);
-      return rows.some((r) => r.application_name === old.applicationName);
-    },
+    async () => (await streamingStandbys(newPrimary)).includes(old.applicationName),
     120_000,
     `the old primary in ${lost} to stream from ${now}`,
   );
   await waitFor(
-    async () => (await missingIn(cell, lost, writer.acked).catch(() => ["?"])).length === 0,
+    async () => (await missingIn(tw, cell, lost, writer.acked).catch(() => ["?"])).length === 0,
     30_000,
     "the rejoined standby to have every acknowledged write",
   );
 
   // Failback: once home has been healthy for the window (5 s in this topology), the cell switches
   // back home on its own, under writes, and nothing acknowledged is lost.
-  const back = startWriter(["r1", "r2", "r3"], "failback");
+  const back = startWriter(tw, ["r1", "r2", "r3"], "failback");
   try {
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === lost;
       },
       60_000,
@@ -240,7 +179,7 @@ test("SIGKILL of the primary's whole region under writes: failover on its own, n
   t.diagnostic(`failback to ${lost}: writes paused ${paused} ms`);
   const all = [...writer.acked, ...back.acked];
   assert.deepEqual(
-    await missingIn(cell, lost, all),
+    await missingIn(tw, cell, lost, all),
     [],
     "acknowledged writes lost across failover and failback",
   );
@@ -250,7 +189,7 @@ test("ringfence switchover: planned, steps in order, writes resume on the new pr
   const cell = "cell-1";
   const from = await primaryOf(cell);
   const to = ["r1", "r2", "r3"].find((r) => r !== from) as string;
-  const writer = startWriter(["r1", "r2", "r3"], "switch");
+  const writer = startWriter(tw, ["r1", "r2", "r3"], "switch");
   let out: {
     pauseMs: number;
     kind: string;
@@ -285,7 +224,7 @@ test("ringfence switchover: planned, steps in order, writes resume on the new pr
     cellAcks.some((a) => a.sentAtMs > (steps.unfenced as number)),
     "writes to the cell were acknowledged again after it was unfenced",
   );
-  assert.deepEqual(await missingIn(cell, to, writer.acked), []);
+  assert.deepEqual(await missingIn(tw, cell, to, writer.acked), []);
 });
 
 /** Runs the CLI against this world; resolves with its exit code and output, whatever the code. */
@@ -318,8 +257,8 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
   const cell = "cell-0";
   const isolated = await primaryOf(cell);
   const outside = ["r1", "r2", "r3"].filter((r) => r !== isolated);
-  const inside = startWriter([isolated], "inside");
-  const out = startWriter(outside, "outside");
+  const inside = startWriter(tw, [isolated], "inside");
+  const out = startWriter(tw, outside, "outside");
   let cutAt = 0;
   let healedAt = 0;
   try {
@@ -328,7 +267,7 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
     for (const r of outside) tw.world.wan.link(isolated, r).partition();
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary !== isolated;
       },
       60_000,
@@ -341,7 +280,7 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
     // After healing: the old primary rejoins, and after the window the cell fails back home.
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === isolated;
       },
       120_000,
@@ -359,8 +298,8 @@ test("partition of the primary's region: it acknowledges nothing, failover happe
   );
   assert.deepEqual(acknowledgedInside, [], "the isolated primary acknowledged writes");
   const all = [...inside.acked, ...out.acked];
-  assert.deepEqual(await missingIn(cell, await primaryOf(cell), all), [], "acknowledged writes lost");
-  assert.deepEqual(await missingIn("cell-1", await primaryOf("cell-1"), all), []);
+  assert.deepEqual(await missingIn(tw, cell, await primaryOf(cell), all), [], "acknowledged writes lost");
+  assert.deepEqual(await missingIn(tw, "cell-1", await primaryOf("cell-1"), all), []);
 });
 
 test("primary and one of two standbys killed together: no automatic failover, consent with a non-zero estimate, approval proceeds and the loss is reported", async (t) => {
@@ -369,6 +308,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
   const standbys = tw.world.layout.databases.filter((d) => d.cell === cell && d.region !== primary);
   const [gone, survivor] = standbys as [(typeof standbys)[number], (typeof standbys)[number]];
   const writer = startWriter(
+    tw,
     ["r1", "r2", "r3"].filter((r) => r !== primary),
     "consent",
   );
@@ -381,7 +321,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
       `consent asked: estimated loss ${estimate.bytes} bytes, up to ${estimate.seconds} s (${estimate.basis})`,
     );
     assert.ok(estimate.seconds > 0 || estimate.bytes > 0, "the estimate is not zero");
-    assert.equal((await phaseOf(cell)).fenced, true, "writers stay fenced while consent is awaited");
+    assert.equal((await tw.phase(cell)).fenced, true, "writers stay fenced while consent is awaited");
     const approved = await cli(
       "failover",
       "approve",
@@ -393,7 +333,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
     assert.match(approved, new RegExp(`promoting ${survivor.region}`));
     await waitFor(
       async () => {
-        const p = await phaseOf(cell);
+        const p = await tw.phase(cell);
         return p.phase === "serving" && p.primary === survivor.region;
       },
       30_000,
@@ -412,7 +352,7 @@ test("primary and one of two standbys killed together: no automatic failover, co
   } finally {
     await writer.stop();
   }
-  const lostWrites = await missingIn(cell, survivor.region, writer.acked);
+  const lostWrites = await missingIn(tw, cell, survivor.region, writer.acked);
   t.diagnostic(`acknowledged writes missing after the consented failover: ${lostWrites.length}`);
   // The missing standby returned: the controller measures what the failover lost.
   await waitFor(

@@ -1,13 +1,16 @@
 /**
  * A small real world for tests (3 regions, 2 cells, one demo instance per cell and region), started
  * in a temporary folder the postgres user can reach and removed afterwards, with the helpers tests
- * use against it: routers, tenants per cell, writes, the controller, waiting.
+ * use against it: routers, tenants per cell, writes and a ledger of the acknowledged ones, the
+ * controller, the databases, waiting.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RINGFENCE_BIN } from "../cli/paths.js";
+import { queryOnce } from "../lib/postgres.js";
 import type { CellState } from "./contracts.js";
+import type { DatabaseSlot, Endpoint } from "./layout.js";
 import { probeTenants, World } from "./supervisor.js";
 
 /*
@@ -54,6 +57,8 @@ export interface TestWorld {
   controller<T>(path: string): Promise<T>;
   /** The cells as the controller has them now (current primaries). */
   cells(): Promise<CellState[]>;
+  /** A cell's failover phase (`serving`, `awaiting-consent`, ...), its primary's region and whether it is fenced. */
+  phase(cell: string): Promise<{ phase: string; primary: string; fenced: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -134,6 +139,14 @@ export async function startTestWorld(options: { addressBase?: number } = {}): Pr
     },
     controller,
     cells: async () => (await controller<{ cells: CellState[] }>("/v1/state")).cells,
+    async phase(cell) {
+      const doc = await controller<{
+        cells: { cell: { cell: string; primary: string; fenced: boolean }; phase: string }[];
+      }>("/v1/failover");
+      const c = doc.cells.find((x) => x.cell.cell === cell);
+      if (!c) throw new Error(`no cell ${cell} in /v1/failover`);
+      return { phase: c.phase, primary: c.cell.primary, fenced: c.cell.fenced };
+    },
     stop: cleanUp,
   };
 }
@@ -149,4 +162,104 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A write the world acknowledged: to which cell, its id, when it was sent and when acknowledged. */
+export interface Ack {
+  readonly cell: string;
+  readonly id: string;
+  readonly sentAtMs: number;
+  readonly atMs: number;
+}
+
+/** A running {@link startWriter}: what it got so far, and how to stop it. */
+export interface LedgerWriter {
+  readonly acked: Ack[];
+  readonly failures: { cell: string; atMs: number; status: number | string }[];
+  /** Stops writing; resolves once every write in flight has been answered. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes to both cells through the given regions' routers (in turn) until stopped, each write with a
+ * new id `PREFIX-CELL-N`; keeps every acknowledged write.
+ */
+export function startWriter(tw: TestWorld, regions: readonly string[], prefix: string): LedgerWriter {
+  const acked: Ack[] = [];
+  const failures: LedgerWriter["failures"] = [];
+  let running = true;
+  let n = 0;
+  const lane = async (cell: string) => {
+    while (running) {
+      const region = regions[n % regions.length] as string;
+      const id = `${prefix}-${cell}-${n++}`;
+      const sentAtMs = Date.now();
+      try {
+        const r = await tw.put(region, tw.tenantOf(cell), id, AbortSignal.timeout(15_000));
+        if (r.status === 200) acked.push({ cell, id, sentAtMs, atMs: Date.now() });
+        else failures.push({ cell, atMs: Date.now(), status: r.status });
+      } catch (err) {
+        failures.push({ cell, atMs: Date.now(), status: (err as Error).name });
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const lanes = Promise.all([lane("cell-0"), lane("cell-1")]);
+  return {
+    acked,
+    failures,
+    stop: async () => {
+      running = false;
+      await lanes;
+    },
+  };
+}
+
+/** The database of `cell` in `region` (whatever its role now). */
+export function databaseOf(tw: TestWorld, cell: string, region: string): DatabaseSlot {
+  const db = tw.world.layout.databases.find((d) => d.cell === cell && d.region === region);
+  if (!db) throw new Error(`no database of ${cell} in ${region}`);
+  return db;
+}
+
+/** The acknowledged writes of `cell` missing from its database in `region`, queried directly. */
+export async function missingIn(
+  tw: TestWorld,
+  cell: string,
+  region: string,
+  acked: readonly Ack[],
+): Promise<string[]> {
+  const db = databaseOf(tw, cell, region);
+  const ids = acked.filter((a) => a.cell === cell).map((a) => a.id);
+  const rows = await queryOnce<{ id: string }>(db.host, db.port, "SELECT id FROM users WHERE id = ANY($1)", [
+    ids,
+  ]);
+  const found = new Set(rows.map((r) => r.id));
+  return ids.filter((id) => !found.has(id));
+}
+
+/** The postmaster pid of `cell`'s database in `region`, from its data directory's `postmaster.pid`. */
+export function postmasterPid(world: World, cell: string, region: string): number {
+  const config = world.state.readConfig();
+  const text = readFileSync(join(config.pgRoot, `${cell}-${region}`, "postmaster.pid"), "utf8");
+  return Number(text.split("\n")[0]);
+}
+
+/** The application names of the standbys streaming from `primary` now; none when it does not answer. */
+export async function streamingStandbys(primary: Endpoint): Promise<string[]> {
+  const rows = await queryOnce<{ application_name: string }>(
+    primary.host,
+    primary.port,
+    "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+  ).catch(() => []);
+  return rows.map((r) => r.application_name);
+}
+
+/** Waits until `primary` streams to at least `count` standbys. */
+export async function waitForStreaming(primary: Endpoint, count: number, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    async () => (await streamingStandbys(primary)).length >= count,
+    timeoutMs,
+    `${count} standbys to stream from ${primary.host}:${primary.port}`,
+  );
 }

@@ -4,14 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { RINGFENCE_BIN } from "../cli/paths.js";
 import { queryOnce } from "../lib/postgres.js";
 import { signalTree } from "../lib/proctree.js";
 import type { World } from "./supervisor.js";
-import { startTestWorld, type TestWorld, waitFor } from "./world-testing.js";
+import {
+  postmasterPid,
+  startTestWorld,
+  streamingStandbys,
+  type TestWorld,
+  waitFor,
+  waitForStreaming,
+} from "./world-testing.js";
 
 let tw: TestWorld;
 /** The running world (replaced by the down/up test). */
@@ -28,28 +33,6 @@ const routerUrl = (region: string) => tw.routerUrl(region);
 const tenantOf = (cell: string) => tw.tenantOf(cell);
 const put = (region: string, tenant: string, id: string, signal?: AbortSignal) =>
   tw.put(region, tenant, id, signal);
-
-/** The data directory's postmaster pid of a cell's database in a region. */
-function postmasterPid(cell: string, region: string): number {
-  const config = world.state.readConfig();
-  const text = readFileSync(join(config.pgRoot, `${cell}-${region}`, "postmaster.pid"), "utf8");
-  return Number(text.split("\n")[0]);
-}
-
-/** Waits until the primary streams to `count` standbys. */
-async function waitForStreaming(primary: { host: string; port: number }, count: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const rows = await queryOnce<{ n: string }>(
-      primary.host,
-      primary.port,
-      "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'",
-    );
-    if (Number(rows[0]?.n) >= count) return;
-    if (Date.now() > deadline) throw new Error(`only ${rows[0]?.n} of ${count} standbys stream after 60 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 function primaryOf(cell: string): { host: string; port: number; region: string } {
   const home = world.topology.cells.list.find((c) => c.id === cell)?.home as string;
@@ -82,7 +65,7 @@ test("a write is acknowledged only after an out-of-region standby flushed it", a
   const standbys = world.layout.databases.filter((d) => d.cell === cell && d.region !== primary.region);
   // The world serves once one standby streams; pausing "every" standby needs them all running.
   await waitForStreaming(primary, standbys.length);
-  const pids = standbys.map((s) => postmasterPid(cell, s.region));
+  const pids = standbys.map((s) => postmasterPid(world, cell, s.region));
   for (const pid of pids) signalTree(pid, "SIGSTOP");
   let resumed = false;
   try {
@@ -196,19 +179,14 @@ test("SIGKILL of a service instance, an agent and a standby loses no acknowledge
     const primary = primaryOf(cell);
     const standby = world.layout.databases.find((d) => d.cell === cell && d.region !== primary.region);
     assert.ok(standby);
-    const standbyPid = postmasterPid(cell, standby.region);
+    const standbyPid = postmasterPid(world, cell, standby.region);
     killedStandby = standby.id;
     process.kill(standbyPid, "SIGKILL");
     await waitFor(
       async () => {
-        const rows = await queryOnce<{ application_name: string }>(
-          primary.host,
-          primary.port,
-          "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
-        ).catch(() => []);
         return (
-          rows.some((r) => r.application_name === standby.applicationName) &&
-          postmasterPid(cell, standby.region) !== standbyPid
+          (await streamingStandbys(primary)).includes(standby.applicationName) &&
+          postmasterPid(world, cell, standby.region) !== standbyPid
         );
       },
       60_000,
