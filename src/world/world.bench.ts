@@ -66,8 +66,19 @@ function pssMiB(pid: number): { processes: number; pssMiB: number } {
 }
 
 interface FailoverView {
-  readonly cells: { readonly cell: CellState }[];
-  readonly history: unknown[];
+  readonly cells: { readonly cell: CellState; readonly failover: { readonly reason?: string } | null }[];
+  readonly history: { readonly cell?: string; readonly record?: { readonly reason?: string } }[];
+}
+
+/** Why each failover of `after` not in `before` started: `cell: reason`. */
+function failoverReasons(before: FailoverView | undefined, after: FailoverView): string[] {
+  const fresh = after.history.slice(0, after.history.length - (before?.history.length ?? 0));
+  return [
+    ...fresh.map((h) => `${h.cell}: ${h.record?.reason ?? "?"}`),
+    ...after.cells
+      .filter((c) => c.failover)
+      .map((c) => `${c.cell.cell}: ${c.failover?.reason ?? "?"} (in progress)`),
+  ];
 }
 
 /** The controller's failover view, with the reader token of the world in `state`. */
@@ -175,21 +186,26 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, SETTLE_MS));
       const pid = Number(readFileSync(state.pidFile, "utf8"));
       const mem = pssMiB(pid);
-      const failovers = failoversSince(undefined, await failoverView(state));
+      const view = await failoverView(state);
+      const failovers = failoversSince(undefined, view);
       starts.push({ kind: "cold", seconds: up.seconds, ok: true, failovers, ...mem });
       say(
         `cold ${i + 1}/${COLD}: serving after ${up.seconds.toFixed(1)} s, ${failovers} failovers during start, PSS ${mem.pssMiB} MiB over ${mem.processes} processes`,
       );
+      for (const reason of failovers > 0 ? failoverReasons(undefined, view) : []) say(`  failover ${reason}`);
     }
     for (let i = 0; i < WARM && last; i++) {
       const before = await failoverView(last);
       ringfence(["down", "--state-dir", last.root]);
       const up = ringfence(["up", "--detach", "--state-dir", last.root, "--address-base", ADDRESS_BASE]);
-      const failovers = up.ok ? failoversSince(before, await failoverView(last)) : 0;
+      const after = up.ok ? await failoverView(last) : undefined;
+      const failovers = after ? failoversSince(before, after) : 0;
       starts.push({ kind: "warm", seconds: up.seconds, ok: up.ok, failovers });
       say(
         `warm ${i + 1}/${WARM}: ${up.ok ? `serving after ${up.seconds.toFixed(1)} s, ${failovers} failovers during start` : `FAILED: ${up.stderr.trim().split("\n").at(-1)}`}`,
       );
+      for (const reason of after && failovers > 0 ? failoverReasons(before, after) : [])
+        say(`  failover ${reason}`);
     }
   } finally {
     cleanUp();
