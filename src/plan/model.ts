@@ -122,7 +122,8 @@ export function buildModel(topology: Topology): PlanModel {
     const zones = regionByName.get(region)?.zones ?? [];
     const byZone = new Map<string, Block[]>();
     for (let i = 0; i < count; i++) {
-      const zone = zoneOf(region, i + (what === "fallback" ? cell.index + 1 : 0));
+      // As the local world places them (world/layout.ts): instance i in zone cell + i, fallbacks one further.
+      const zone = zoneOf(region, i + cell.index + (what === "fallback" ? 1 : 0));
       const id = idOf(service, cell.id, region, i);
       add(id, "instance", `${service} ${what} ${i} of ${cell.id} in ${zone.id}`);
       byZone.set(zone.id, [...(byZone.get(zone.id) ?? []), component(id)]);

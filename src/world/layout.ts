@@ -154,11 +154,13 @@ export function buildLayout(topology: Topology, addressBase = 0): Layout {
           healthPath: service.healthPath,
         });
       for (const service of topology.services) {
-        // Instance i of every cell runs in zone i mod zones: a cell's instances spread over the zones.
+        // Instance i of cell c runs in zone c + i mod zones: a cell's instances spread over the zones,
+        // and with one instance per cell the cells' instances spread too.
         for (let i = 0; i < service.instancesPerRegion; i++) {
-          addInstance(service, "service", i, zoneOfIndex(topology, region, i), service.command);
+          addInstance(service, "service", i, zoneFor(cell, region, i), service.command);
         }
-        // Fallback instances start one zone further, away from the cell's database zone.
+        // Fallback instances start one zone further: away from the cell's database zone, and from
+        // its first service instance (a fallback shares no zone with the one instance it stands in for).
         const fallback = service.fallback;
         for (let i = 0; i < (fallback?.instancesPerRegion ?? 0); i++) {
           addInstance(service, "fallback", i, zoneFor(cell, region, i + 1), fallback?.command ?? []);
