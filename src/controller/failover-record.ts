@@ -25,6 +25,11 @@ export interface FailoverRecord {
   readonly startedAtMs: number;
   /** The desired version that fenced the cell: agents at or past it have closed its writers. */
   readonly fenceVersion?: number;
+  /**
+   * The desired version a switchover asked every agent to report under once all writers were
+   * fenced: a database report probed under it or later was read after the last writer closed.
+   */
+  readonly positionsVersion?: number;
   readonly steps: Readonly<Record<string, number>>;
   readonly decision?: {
     readonly target: string;

@@ -115,20 +115,25 @@ export class Switchovers {
     const writerZones = new Set(this.#index.layout.writers.filter((w) => w.cell === cell).map((w) => w.zone));
     const allFenced = [...writerZones].every((zone) => (this.#evidence.agentVersion(zone) ?? 0) >= fence);
     if (allFenced && record.steps.writersFenced === undefined) {
-      await this.#cells.update(
-        cell,
-        { failover: { ...record, steps: { ...record.steps, writersFenced: now } } },
-        [],
-      );
+      // No writer can reach the old primary any more. Its position must be read from here on: a
+      // desired-version bump makes every agent probe and report at once, and a report probed under
+      // that version was read after the last writer closed, so it covers every write a client saw
+      // acknowledged (no waiting on the clock for a report that is recent enough).
+      const steps = { ...record.steps, writersFenced: now };
+      const asked = await this.#cells.update(cell, { failover: { ...record, steps }, reportNow: true }, []);
+      if (asked)
+        await this.#cells.update(
+          cell,
+          { failover: { ...record, steps, positionsVersion: asked.desiredVersion } },
+          [],
+        );
       return;
     }
-    // The primary's position must be read after the last writer closed (agents probe every 200 ms
-    // while a cell is fenced, so a report this recent comes at once).
-    const readAfter = (record.steps.writersFenced ?? Number.POSITIVE_INFINITY) + 250;
+    const asked = record.positionsVersion;
     const primary = this.#evidence.database(`${cell}/${record.from}`);
     const target = this.#evidence.database(`${cell}/${to}`);
     const primaryFlush =
-      allFenced && primary && primary.version >= fence && primary.atMs > readAfter
+      asked !== undefined && primary && primary.version >= asked
         ? parseLsn(primary.report.flushLsn ?? primary.report.lsn)
         : undefined;
     const targetFlush =
