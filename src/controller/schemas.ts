@@ -30,6 +30,7 @@ export const CELL_STATE = {
     epoch: { type: "integer" },
     fenced: { type: "boolean" },
     commit: { enum: ["quorum", "async"] },
+    switchingTo: { type: "string" },
   },
 } as const;
 
