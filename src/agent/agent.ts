@@ -69,7 +69,9 @@ export class Agent {
   #nextTickAt: number | undefined;
   #loop: Promise<void> = Promise.resolve();
   #feed: DesiredFeed;
-  #beats = new Coalescer(() => this.#heartbeat(), { minIntervalMs: 100 });
+  // At most 10 heartbeats a second, but one the controller waits on (a desired state applied and
+  // probed, a promotion) leaves 10 ms after the last.
+  #beats = new Coalescer(() => this.#heartbeat(), { minIntervalMs: 100, urgentIntervalMs: 10 });
   #observer: PrimaryObserver;
 
   constructor(options: AgentOptions) {
@@ -131,7 +133,7 @@ export class Agent {
         if (e.kind === "exited") void this.#reportExit(e.id);
       },
       onDatabaseEvent: (slot, kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
-      onUrgentReport: () => this.#beats.request(),
+      onUrgentReport: () => this.#beats.request(true),
     });
     this.#databases = zone.databases;
     this.#writers = zone.writers;
@@ -243,7 +245,7 @@ export class Agent {
   async #reportChange(version: number): Promise<void> {
     await Promise.all(this.#databases.map((d) => d.probe()));
     this.#probedVersion = Math.max(this.#probedVersion, version);
-    this.#beats.request();
+    this.#beats.request(true);
   }
 
   /**

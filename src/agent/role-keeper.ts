@@ -184,30 +184,33 @@ export class RoleKeeper {
     const started = this.#now();
     this.#promoting = true;
     try {
+      let durationMs = 0;
       await this.#withAdmin(async (client) => {
+        let promoted = true;
         try {
           // pg_promote(wait => true) checks for the end of recovery every 100 ms; polling every
           // 5 ms ourselves takes ~35 ms off a promotion that itself takes a few.
           await client.query("SELECT pg_promote(wait => false)");
         } catch (err) {
           // Promoted already (by a previous pass that failed after it): carry on with the settings.
-          if (/recovery is not in progress/.test((err as Error).message)) return;
-          throw err;
+          if (!/recovery is not in progress/.test((err as Error).message)) throw err;
+          promoted = false;
         }
         const deadline = this.#now() + 30_000;
-        for (;;) {
+        while (promoted) {
           const row = (await client.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby"))
             .rows[0];
-          if (row?.standby === false) return;
+          if (row?.standby === false) break;
           if (this.#now() > deadline) throw new Error("still in recovery 30 s after pg_promote");
           if (this.#instance.stopped()) throw new Error("the agent is stopping");
           await new Promise((r) => setTimeout(r, 5));
         }
+        durationMs = this.#now() - started;
+        this.#instance.writeSettings(cell, primary);
+        rmSync(join(this.#options.dataDir, "standby.signal"), { force: true });
+        // On the same connection: a new one would cost its set-up before the commits can flow.
+        await client.query("SELECT pg_reload_conf()");
       });
-      const durationMs = this.#now() - started;
-      this.#instance.writeSettings(cell, primary);
-      rmSync(join(this.#options.dataDir, "standby.signal"), { force: true });
-      await this.#admin("SELECT pg_reload_conf()");
       this.#promoting = false;
       this.#instance.cancelRepair();
       this.#watch.healthy();
