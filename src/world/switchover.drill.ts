@@ -47,7 +47,21 @@ interface Move {
   readonly entry: HistoryEntry;
   /** The write pause the clients saw; NaN when writes never resumed. */
   readonly pauseMs: number;
-  readonly line: string;
+  readonly parts: Parts;
+}
+
+/** Where a move's time went, in ms (NaN when a step is missing). */
+interface Parts {
+  /** Fenced until every agent with a writer of the cell reported running the fence. */
+  readonly fence: number;
+  /** Until the target had the fenced primary's flushed position (read after the last writer closed). */
+  readonly catchUp: number;
+  /** Until the controller heard the target report itself primary. */
+  readonly promote: number;
+  /** Until the controller unfenced the cell. */
+  readonly unfence: number;
+  /** From the unfence to the first write acknowledged (writers repointed, the new primary committing). */
+  readonly resume: number;
 }
 
 runDrill(async () => {
@@ -88,19 +102,24 @@ runDrill(async () => {
     const promoted = fresh.find(
       (e) => e.kind === "database.promoted" && e.subject === `database:${entry.cell}/${to}`,
     );
-    const span = (a: string, b: string) => {
-      const [x, y] = [steps[a], steps[b]];
-      return x === undefined || y === undefined ? "?" : String(y - x);
+    const span = (a: string, b: string) => (steps[b] ?? Number.NaN) - (steps[a] ?? Number.NaN);
+    const parts: Parts = {
+      fence: span("fenced", "writersFenced"),
+      catchUp: span("writersFenced", "caughtUp"),
+      promote: span("caughtUp", "promoted"),
+      unfence: span("promoted", "unfenced"),
+      resume: gap ? gap.firstAfterMs - unfenced : Number.NaN,
     };
+    const ms = (n: unknown) => (typeof n === "number" && Number.isFinite(n) ? String(n) : "?");
     const line =
       `${kind.padEnd(10)} ${entry.cell} ${from} -> ${to}: writes paused ${seconds(pauseMs)}` +
       (entry.kind.endsWith("aborted") ? " (ABORTED)" : "") +
-      ` = last ack ${gap ? (steps.fenced ?? 0) - gap.lastBeforeMs : "?"} ms before the fence` +
-      `, fence ${span("fenced", "writersFenced")}, catch-up ${span("writersFenced", "caughtUp")}` +
-      `, promote ${span("caughtUp", "promoted")} (pg_promote ${promoted?.data.durationMs ?? "?"})` +
-      `, unfence ${span("promoted", "unfenced")}, first ack ${gap && !Number.isNaN(gap.firstAfterMs) ? gap.firstAfterMs - unfenced : "?"} ms after (ms)`;
+      ` = last ack ${ms(gap ? (steps.fenced ?? 0) - gap.lastBeforeMs : undefined)} ms before the fence` +
+      `, fence ${ms(parts.fence)}, catch-up ${ms(parts.catchUp)}` +
+      `, promote ${ms(parts.promote)} (pg_promote ${ms(promoted?.data.durationMs)})` +
+      `, unfence ${ms(parts.unfence)}, first ack ${ms(parts.resume)} ms after (ms)`;
     process.stdout.write(`${line}\n`);
-    return { kind, cell: entry.cell, entry, pauseMs, line };
+    return { kind, cell: entry.cell, entry, pauseMs, parts };
   };
   await sleep(5_000);
   for (let i = 0; i < args.rounds; i++) {
@@ -154,8 +173,13 @@ runDrill(async () => {
     const p50 = percentile(pauses, 0.5);
     const worst = percentile(pauses, 1);
     const met = pauses.length > 0 && p50 <= TARGET_P50_MS && worst <= TARGET_MAX_MS;
+    const of = (part: keyof Parts) => {
+      const values = moves.filter((m) => m.kind === kind).map((m) => m.parts[part]);
+      return `${percentile(values, 0.5)}/${percentile(values, 1)}`;
+    };
     process.stdout.write(
-      `${kind}s: ${pauses.length}, write pause p50 ${seconds(p50)} (target <= 1 s), worst ${seconds(worst)} (target <= 2 s)${met ? "" : "  MISSED"}\n`,
+      `${kind}s: ${pauses.length}, write pause p50 ${seconds(p50)} (target <= 1 s), worst ${seconds(worst)} (target <= 2 s)${met ? "" : "  MISSED"}\n` +
+        `  where the time went, p50/worst ms: fence ${of("fence")}, catch-up ${of("catchUp")}, promote ${of("promote")}, unfence ${of("unfence")}, first ack after the unfence ${of("resume")}\n`,
     );
     return met;
   };
