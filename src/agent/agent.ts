@@ -46,7 +46,7 @@ export interface AgentOptions {
 const MAX_PENDING_EVENTS = 1_000;
 /** How long a starting agent waits for the controller before it runs from its persisted state. */
 const FIRST_FETCH_TIMEOUT_MS = 2_000;
-/** Tick period while a cell of this zone's databases is fenced. */
+/** Tick period while a cell of this zone's databases is fenced or switching over. */
 const FENCED_TICK_MS = 200;
 
 export class Agent {
@@ -200,12 +200,16 @@ export class Agent {
   }
 
   /**
-   * The tick period: faster while a cell of this zone's databases is fenced, since the controller is
-   * then waiting on their positions (a switchover waits for its target to catch up) or roles.
+   * The tick period: faster while a cell of this zone's databases is fenced or switching over, since
+   * the controller is then waiting on their positions (a switchover waits for its target to catch
+   * up), streams (for its other standbys to stream from the target) or roles.
    */
   #tickMs(): number {
     const interval = this.#options.intervalMs ?? 1_000;
-    const fenced = this.#databases.some((d) => this.#cells.get(d.slot.cell)?.fenced === true);
+    const fenced = this.#databases.some((d) => {
+      const cell = this.#cells.get(d.slot.cell);
+      return cell?.fenced === true || cell?.switchingTo !== undefined;
+    });
     return fenced ? Math.min(interval, FENCED_TICK_MS) : interval;
   }
 

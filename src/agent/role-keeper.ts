@@ -272,6 +272,7 @@ export class RoleKeeper {
     this.#confirmed = false;
     const timeoutMs = this.#options.repointTimeoutMs ?? 5_000;
     let streaming = false;
+    let announced = false;
     let askedAt = Number.NEGATIVE_INFINITY;
     while (
       !this.#instance.stopped() &&
@@ -280,7 +281,11 @@ export class RoleKeeper {
     ) {
       await new Promise((r) => setTimeout(r, 50));
       await this.#instance.probe();
-      if (!this.#streamsFrom(primary) || this.#now() - askedAt < 200) continue;
+      if (!this.#streamsFrom(primary)) continue;
+      // A switchover fences the cell's writers once its other standbys stream from the target: say so now.
+      if (!announced) this.#options.onUrgentReport?.();
+      announced = true;
+      if (this.#now() - askedAt < 200) continue;
       askedAt = this.#now();
       streaming = this.#followsOn(primary, await askPrimary(primary.reach));
       if (streaming) break;

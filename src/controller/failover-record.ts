@@ -13,6 +13,11 @@ export interface FailoverOptions {
   readonly tickMs?: number;
   /** How long a switchover may wait for the target to catch up before it gives up. Default 10 s. */
   readonly switchoverTimeoutMs?: number;
+  /**
+   * How long a switchover waits, before it fences, for the cell's other standbys to stream from
+   * the target; it fences then whatever they do. Default 3 s.
+   */
+  readonly switchoverPrepareMs?: number;
 }
 
 /** The failover under way, as stored on the cell. */

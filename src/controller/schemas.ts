@@ -73,6 +73,7 @@ export const DATABASE_REPORT = {
     flushLsn: nullable(str(64)),
     timeline: nullable(count),
     synchronousStandbyNames: nullable(str(LIMITS.text)),
+    streamingFrom: nullable(str(LIMITS.id)),
     standbys: {
       type: "array",
       maxItems: LIMITS.standbys,

@@ -75,6 +75,11 @@ export interface DatabaseReport {
   /** The timeline the instance is on (bumped by every promotion). */
   readonly timeline?: number | null;
   readonly synchronousStandbyNames: string | null;
+  /**
+   * A standby: the database slot its WAL receiver streams from now (null while it does not
+   * stream). Absent from older agents.
+   */
+  readonly streamingFrom?: string | null;
   readonly standbys: readonly {
     readonly applicationName: string;
     readonly state: string;

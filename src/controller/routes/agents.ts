@@ -65,6 +65,7 @@ export function agentReport(h: Heartbeat): AgentReport {
       flushLsn: d.flushLsn ?? null,
       timeline: d.timeline ?? null,
       synchronousStandbyNames: d.synchronousStandbyNames,
+      ...(d.streamingFrom === undefined ? {} : { streamingFrom: d.streamingFrom }),
       standbys: d.standbys.map((s) => ({
         applicationName: s.applicationName,
         state: s.state,
