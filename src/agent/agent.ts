@@ -52,7 +52,7 @@ export interface AgentOptions {
 const MAX_PENDING_EVENTS = 1_000;
 /** How long a starting agent waits for the controller before it runs from its persisted state. */
 const FIRST_FETCH_TIMEOUT_MS = 2_000;
-/** Tick period while a cell of this zone's databases is fenced. */
+/** Tick period while a cell of this zone's databases is fenced or switching over. */
 const FENCED_TICK_MS = 200;
 
 export class Agent {
@@ -75,7 +75,9 @@ export class Agent {
   #nextTickAt: number | undefined;
   #loop: Promise<void> = Promise.resolve();
   #feed: DesiredFeed;
-  #beats = new Coalescer(() => this.#heartbeat(), { minIntervalMs: 100 });
+  // At most 10 heartbeats a second, but one the controller waits on (a desired state applied and
+  // probed, a promotion) leaves 10 ms after the last.
+  #beats = new Coalescer(() => this.#heartbeat(), { minIntervalMs: 100, urgentIntervalMs: 10 });
   #observer: PrimaryObserver;
 
   constructor(options: AgentOptions) {
@@ -137,7 +139,7 @@ export class Agent {
         if (e.kind === "exited") void this.#reportExit(e.id);
       },
       onDatabaseEvent: (slot, kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
-      onUrgentReport: () => this.#beats.request(),
+      onUrgentReport: () => this.#beats.request(true),
       // Only logged: what a failed start points at when an instance runs but fails its health check.
       onInstanceHealth: (slot, health, detail) => this.#log(`instance:${slot.id}: ${health}: ${detail}`),
     });
@@ -206,12 +208,16 @@ export class Agent {
   }
 
   /**
-   * The tick period: faster while a cell of this zone's databases is fenced, since the controller is
-   * then waiting on their positions (a switchover waits for its target to catch up) or roles.
+   * The tick period: faster while a cell of this zone's databases is fenced or switching over, since
+   * the controller is then waiting on their positions (a switchover waits for its target to catch
+   * up), streams (for its other standbys to stream from the target) or roles.
    */
   #tickMs(): number {
     const interval = this.#options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
-    const fenced = this.#databases.some((d) => this.#cells.get(d.slot.cell)?.fenced === true);
+    const fenced = this.#databases.some((d) => {
+      const cell = this.#cells.get(d.slot.cell);
+      return cell?.fenced === true || cell?.switchingTo !== undefined;
+    });
     return fenced ? Math.min(interval, FENCED_TICK_MS) : interval;
   }
 
@@ -251,7 +257,7 @@ export class Agent {
   async #reportChange(version: number): Promise<void> {
     await Promise.all(this.#databases.map((d) => d.probe()));
     this.#probedVersion = Math.max(this.#probedVersion, version);
-    this.#beats.request();
+    this.#beats.request(true);
   }
 
   /**

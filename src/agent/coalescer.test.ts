@@ -108,3 +108,27 @@ test("close drops what is scheduled, and a failing task does not stop later runs
   await c.idle();
   assert.equal(calls, 2);
 });
+
+test("an urgent request needs only the urgent interval since the last start, and brings a scheduled run forward", async () => {
+  const clock = fakeClock();
+  const t = manualTask();
+  const c = new Coalescer(t.task, { ...clock, minIntervalMs: 100, urgentIntervalMs: 10 });
+  c.request();
+  await t.finish();
+  c.request();
+  clock.advance(10);
+  assert.equal(c.runs, 1, "an ordinary request waits the whole interval");
+  c.request(true);
+  assert.equal(c.runs, 2, "an urgent one 10 ms after the last start goes at once");
+  await t.finish();
+  clock.advance(100);
+  assert.equal(c.runs, 2, "the scheduled ordinary run was the urgent one");
+  c.request(true);
+  assert.equal(c.runs, 3);
+  c.request(true);
+  await t.finish();
+  assert.equal(c.runs, 3, "an urgent request made during a run waits for the urgent interval after it");
+  clock.advance(10);
+  assert.equal(c.runs, 4);
+  await t.finish();
+});

@@ -2,12 +2,16 @@
  * Runs an async task on request, coalesced: at most one run at a time, requests made during a run
  * fold into one more run after it, and runs start at least `minIntervalMs` apart. The agent's
  * heartbeat goes through one, so that a burst of urgent changes (a promotion, failing probes) reaches
- * the controller within milliseconds without ever flooding it.
+ * the controller within milliseconds without ever flooding it. An urgent request (something the
+ * controller is waiting on, and rare: a new desired state applied, a promotion) needs only
+ * `urgentIntervalMs` since the last start.
  */
 
 export interface CoalescerOptions {
   /** Least time between the starts of two runs. Default 100 ms (at most 10 runs a second). */
   readonly minIntervalMs?: number;
+  /** Least time between the start of a run and that of an urgent one. Default `minIntervalMs`. */
+  readonly urgentIntervalMs?: number;
   readonly now?: () => number;
   readonly setTimer?: (fn: () => void, ms: number) => unknown;
   readonly clearTimer?: (timer: unknown) => void;
@@ -16,12 +20,16 @@ export interface CoalescerOptions {
 export class Coalescer {
   #task: () => Promise<void>;
   #minIntervalMs: number;
+  #urgentIntervalMs: number;
   #now: () => number;
   #setTimer: (fn: () => void, ms: number) => unknown;
   #clearTimer: (timer: unknown) => void;
   #running: Promise<void> | undefined;
   #pending = false;
+  #pendingUrgent = false;
   #timer: unknown;
+  /** When the scheduled run is due. */
+  #dueAt = Number.POSITIVE_INFINITY;
   #lastStart = Number.NEGATIVE_INFINITY;
   #closed = false;
   #runs = 0;
@@ -30,6 +38,7 @@ export class Coalescer {
   constructor(task: () => Promise<void>, options: CoalescerOptions = {}) {
     this.#task = task;
     this.#minIntervalMs = options.minIntervalMs ?? 100;
+    this.#urgentIntervalMs = Math.min(options.urgentIntervalMs ?? this.#minIntervalMs, this.#minIntervalMs);
     this.#now = options.now ?? Date.now;
     this.#setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.#clearTimer = options.clearTimer ?? ((t) => clearTimeout(t as NodeJS.Timeout));
@@ -40,20 +49,30 @@ export class Coalescer {
     return this.#runs;
   }
 
-  /** Asks for a run as soon as the rules allow; no-op when one is already due. */
-  request(): void {
+  /**
+   * Asks for a run as soon as the rules allow (`urgent`: after the shorter urgent interval); no-op
+   * when one is already due as soon.
+   */
+  request(urgent = false): void {
     if (this.#closed) return;
     if (this.#running) {
       this.#pending = true;
+      this.#pendingUrgent ||= urgent;
       return;
     }
-    if (this.#timer !== undefined) return;
-    const waitMs = this.#lastStart + this.#minIntervalMs - this.#now();
-    if (waitMs > 0) {
+    const now = this.#now();
+    const dueAt = this.#lastStart + (urgent ? this.#urgentIntervalMs : this.#minIntervalMs);
+    if (this.#timer !== undefined) {
+      if (dueAt >= this.#dueAt) return;
+      this.#clearTimer(this.#timer);
+      this.#timer = undefined;
+    }
+    if (dueAt > now) {
+      this.#dueAt = dueAt;
       this.#timer = this.#setTimer(() => {
         this.#timer = undefined;
         this.#run();
-      }, waitMs);
+      }, dueAt - now);
       return;
     }
     this.#run();
@@ -61,6 +80,7 @@ export class Coalescer {
 
   #run(): void {
     if (this.#closed) return;
+    this.#dueAt = Number.POSITIVE_INFINITY;
     this.#pending = false;
     this.#lastStart = this.#now();
     this.#runs++;
@@ -68,7 +88,9 @@ export class Coalescer {
       .catch(() => {})
       .finally(() => {
         this.#running = undefined;
-        if (this.#pending) this.request();
+        const urgent = this.#pendingUrgent;
+        this.#pendingUrgent = false;
+        if (this.#pending) this.request(urgent);
       });
   }
 

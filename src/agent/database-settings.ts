@@ -59,3 +59,19 @@ export function cellPrimary(
   if (!primary) return undefined;
   return { slot: primary, reach: reach(layout, slot.region, primary.region, primary) };
 }
+
+/**
+ * Where `slot` streams from as a standby: its cell's primary, except during a switchover, when every
+ * instance but the primary and the target streams from the target (see `CellState.switchingTo`).
+ */
+export function cellUpstream(
+  layout: Layout,
+  slot: DatabaseSlot,
+  cell: CellState | undefined,
+): PrimaryTarget | undefined {
+  const primary = cellPrimary(layout, slot, cell);
+  if (!primary || cell?.switchingTo === undefined || primary.slot.id === slot.id) return primary;
+  const next = layout.databases.find((d) => d.cell === slot.cell && d.region === cell.switchingTo);
+  if (!next || next.id === slot.id || next.id === primary.slot.id) return primary;
+  return { slot: next, reach: reach(layout, slot.region, next.region, next) };
+}

@@ -281,6 +281,37 @@ test("data a rewind was interrupted in is never started: it is re-cloned, and on
   assert.equal(await count("r3", "v = 300"), 1);
 });
 
+test("switchover with a relay: r3 streams from the target r2 before it is promoted, then follows it onto its timeline on the same stream", async () => {
+  const since = events.length;
+  const r3Streams = async (from: Region) =>
+    (
+      await q<{ application_name: string }>(
+        from,
+        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+      )
+    ).some((r) => r.application_name === slot("r3").applicationName);
+  cell = { ...cell, fenced: true, switchingTo: "r2" };
+  await until("r3 to stream from r2", () => r3Streams("r2"));
+  // r1 commits once r2, its only direct standby now, has the commit; r3 gets it through r2.
+  await q("r1", "INSERT INTO t VALUES (400)");
+  await until("r3 to replay r1's write through r2", async () => (await count("r3", "v = 400")) === 1);
+  const relayed = events.filter((e, i) => i >= since && e.region === "r3" && e.kind === "database.repointed");
+  assert.equal(relayed.length, 1, "r3 was repointed once, to r2");
+  assert.equal(relayed[0]?.data.to, slot("r2").id);
+  cell = { cell: "cell-0", primary: "r2", epoch: cell.epoch + 1, fenced: true };
+  await until("r2 to be promoted", () => runner("r2").report.role === "primary");
+  const timeline = runner("r2").report.timeline;
+  await until("r3 to follow r2 onto its timeline", () => runner("r3").report.timeline === timeline);
+  assert.equal(
+    events.filter((e, i) => i >= since && e.region === "r3" && e.kind === "database.repointed").length,
+    1,
+    "r3 was not repointed again after the promotion",
+  );
+  await q("r2", "INSERT INTO t VALUES (500)"); // needs r1 or r3
+  await until("r1 to rejoin and every instance to stream from r2", () => allStreamingFrom("r2"), 90_000);
+  for (const r of REGIONS) await until(`${r} to replay`, async () => (await count(r, "v = 500")) === 1);
+});
+
 function optionsOf(region: Region): ConstructorParameters<typeof DatabaseRunner>[0] {
   return {
     slot: slot(region),

@@ -26,7 +26,7 @@ import {
   writeStandbySignal,
 } from "../lib/postgres.js";
 import type { CellState, DatabaseReport, Health } from "../world/contracts.js";
-import type { DatabaseSlot, Layout } from "../world/layout.js";
+import { type DatabaseSlot, type Layout, reach } from "../world/layout.js";
 import { finished, ranAsPrimary, unfinished } from "./data-dir.js";
 import { type Observed, probeInstance } from "./database-probe.js";
 import { cellPrimary, instanceSettings } from "./database-settings.js";
@@ -300,7 +300,7 @@ export class DatabaseRunner {
       this.#report =
         this.#role.promoting && observed.role === "primary"
           ? { ...observed.report, role: "standby" }
-          : observed.report;
+          : { ...observed.report, streamingFrom: this.#streamingFrom(observed) };
       this.supervised.markRunning();
       if (observed.role === "standby" && observed.receiver?.status !== "streaming") {
         this.#health = "degraded";
@@ -318,6 +318,19 @@ export class DatabaseRunner {
       this.#detail = `probe failed: ${(err as Error).message}`;
       await this.#dropClient();
     }
+  }
+
+  /** The database slot this standby's WAL receiver streams from now, by where it connects; null when none. */
+  #streamingFrom(observed: Observed): string | null {
+    const receiver = observed.receiver;
+    if (observed.role !== "standby" || receiver?.status !== "streaming") return null;
+    const { layout } = this.#options;
+    const from = layout.databases.find((d) => {
+      if (d.cell !== this.slot.cell || d.id === this.slot.id) return false;
+      const at = reach(layout, this.slot.region, d.region, d);
+      return at.host === receiver.host && at.port === receiver.port;
+    });
+    return from?.id ?? null;
   }
 
   /**

@@ -9,7 +9,9 @@
  *   primary at its next start;
  * - desired standby of another primary: `primary_conninfo` rewritten and reloaded; a standby that
  *   does not stream from its primary soon after (it is past the new primary's fork point) is
- *   restarted to be rewound, and re-cloned if that does not help either.
+ *   restarted to be rewound, and re-cloned if that does not help either;
+ * - during a switchover, a standby other than the target streams from the target already (a relay:
+ *   see `CellState.switchingTo`), and is confirmed once it follows it onto its new timeline.
  *
  * The instance itself (its process, its data directory, its probe) is its DatabaseRunner's: this
  * decides what must change and asks the runner through `KeptInstance`.
@@ -21,7 +23,7 @@ import { pgClient } from "../lib/postgres.js";
 import type { CellState, DatabaseReport } from "../world/contracts.js";
 import type { DatabaseSlot, Layout } from "../world/layout.js";
 import type { Observed } from "./database-probe.js";
-import { cellPrimary, wantedStandbyNames } from "./database-settings.js";
+import { cellPrimary, cellUpstream, wantedStandbyNames } from "./database-settings.js";
 import { askPrimary, type PrimaryState, type PrimaryTarget } from "./standby-repair.js";
 import { type StandbyRepairKind, StreamWatch } from "./stream-watch.js";
 
@@ -116,6 +118,11 @@ export class RoleKeeper {
     return cellPrimary(this.#options.layout, this.slot, this.#options.cell());
   }
 
+  /** Where this instance streams from as a standby: the primary, or a switchover's target. */
+  #upstream(): Primary | undefined {
+    return cellUpstream(this.#options.layout, this.slot, this.#options.cell());
+  }
+
   #wantedStandbyNames(cell: CellState): string {
     return wantedStandbyNames(this.#options.layout, this.slot, cell, this.#options.syncQuorum);
   }
@@ -164,11 +171,12 @@ export class RoleKeeper {
       await this.#instance.restartWith("rewind");
       return;
     }
-    if (this.#instance.following() !== primary.slot.id) {
-      await this.#repoint(cell, primary);
+    const upstream = this.#upstream() ?? primary;
+    if (this.#instance.following() !== upstream.slot.id) {
+      await this.#repoint(cell, upstream);
       return;
     }
-    await this.#watchStreaming(primary, observed);
+    await this.#watchStreaming(upstream, observed);
   }
 
   async #promote(cell: CellState, primary: Primary): Promise<void> {
@@ -176,30 +184,33 @@ export class RoleKeeper {
     const started = this.#now();
     this.#promoting = true;
     try {
+      let durationMs = 0;
       await this.#withAdmin(async (client) => {
+        let promoted = true;
         try {
           // pg_promote(wait => true) checks for the end of recovery every 100 ms; polling every
           // 5 ms ourselves takes ~35 ms off a promotion that itself takes a few.
           await client.query("SELECT pg_promote(wait => false)");
         } catch (err) {
           // Promoted already (by a previous pass that failed after it): carry on with the settings.
-          if (/recovery is not in progress/.test((err as Error).message)) return;
-          throw err;
+          if (!/recovery is not in progress/.test((err as Error).message)) throw err;
+          promoted = false;
         }
         const deadline = this.#now() + 30_000;
-        for (;;) {
+        while (promoted) {
           const row = (await client.query<{ standby: boolean }>("SELECT pg_is_in_recovery() AS standby"))
             .rows[0];
-          if (row?.standby === false) return;
+          if (row?.standby === false) break;
           if (this.#now() > deadline) throw new Error("still in recovery 30 s after pg_promote");
           if (this.#instance.stopped()) throw new Error("the agent is stopping");
           await new Promise((r) => setTimeout(r, 5));
         }
+        durationMs = this.#now() - started;
+        this.#instance.writeSettings(cell, primary);
+        rmSync(join(this.#options.dataDir, "standby.signal"), { force: true });
+        // On the same connection: a new one would cost its set-up before the commits can flow.
+        await client.query("SELECT pg_reload_conf()");
       });
-      const durationMs = this.#now() - started;
-      this.#instance.writeSettings(cell, primary);
-      rmSync(join(this.#options.dataDir, "standby.signal"), { force: true });
-      await this.#admin("SELECT pg_reload_conf()");
       this.#promoting = false;
       this.#instance.cancelRepair();
       this.#watch.healthy();
@@ -248,7 +259,10 @@ export class RoleKeeper {
     this.#options.onUrgentReport?.();
   }
 
-  /** Points a standby at the cell's new primary (a reload) and waits a little for it to stream. */
+  /**
+   * Points a standby at the cell's new primary, or at a switchover's target (a reload), and waits a
+   * little for it to stream from it on the primary's timeline: for a target, until it is promoted.
+   */
   async #repoint(cell: CellState, primary: Primary): Promise<void> {
     const from = this.#instance.following() ?? null;
     const started = this.#now();
@@ -258,15 +272,20 @@ export class RoleKeeper {
     this.#confirmed = false;
     const timeoutMs = this.#options.repointTimeoutMs ?? 5_000;
     let streaming = false;
+    let announced = false;
     let askedAt = Number.NEGATIVE_INFINITY;
     while (
       !this.#instance.stopped() &&
       this.#now() - started < timeoutMs &&
-      this.#primary()?.slot.id === primary.slot.id
+      this.#upstream()?.slot.id === primary.slot.id
     ) {
       await new Promise((r) => setTimeout(r, 50));
       await this.#instance.probe();
-      if (!this.#streamsFrom(primary) || this.#now() - askedAt < 200) continue;
+      if (!this.#streamsFrom(primary)) continue;
+      // A switchover fences the cell's writers once its other standbys stream from the target: say so now.
+      if (!announced) this.#options.onUrgentReport?.();
+      announced = true;
+      if (this.#now() - askedAt < 200) continue;
       askedAt = this.#now();
       streaming = this.#followsOn(primary, await askPrimary(primary.reach));
       if (streaming) break;
@@ -326,6 +345,9 @@ export class RoleKeeper {
       this.#watch.healthy();
       return;
     }
+    // Relaying through a switchover's target: nothing to check until it is promoted (its timeline
+    // is the old primary's until then), and nothing to repair against a standby.
+    if (state.role === "standby" && this.#streamsFrom(primary)) return;
     if (state.role !== "primary") {
       this.#instance.setDetail(
         `standby not streaming: its primary ${primary.slot.id} is ${state.role === "standby" ? "not promoted yet" : `unreachable (${state.detail})`}`,

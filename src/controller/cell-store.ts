@@ -20,6 +20,11 @@ export interface CellChange {
   readonly phase?: CellPhase;
   /** The failover under way (null when none). */
   readonly failover?: Record<string, unknown> | null;
+  /**
+   * Bumps the desired version although agents have nothing new to act on: each probes its
+   * databases and reports at once, under the new version (a switchover asks for positions so).
+   */
+  readonly reportNow?: boolean;
 }
 
 /** A finished failover or switchover, for the history. */
@@ -89,7 +94,11 @@ export class CellStore {
       const newPrimary = primary !== before.primary_region;
       const fenced = change.fenced ?? before.fenced;
       const commit = change.commit ?? before.commit_mode ?? "quorum";
-      const agentsAct = newPrimary || fenced !== before.fenced || commit !== (before.commit_mode ?? "quorum");
+      const agentsAct =
+        newPrimary ||
+        fenced !== before.fenced ||
+        commit !== (before.commit_mode ?? "quorum") ||
+        change.reportNow === true;
       const after = row(
         (
           await client.query<FailoverRow>(

@@ -105,6 +105,13 @@ test("a cell listed in failover.manualFailback stays away from home until an ope
     reason: "move away for the test",
   });
   assert.equal(op.status, 202, JSON.stringify(op.body));
+  // No standby reports relaying through the target: the cell is fenced once the prepare time is up.
+  clock.advance(3_000);
+  await until("fenced", async () => {
+    const res = await api.call("GET", "/v1/failover", TEST_TOKENS.reader);
+    const cells = (res.body as { cells: { cell: { cell: string; fenced: boolean } }[] }).cells;
+    return cells.find((x) => x.cell.cell === c)?.cell.fenced === true;
+  });
   // Every writer zone runs the fence; positions equal; the target promotes.
   for (const z of new Set(layout.writers.filter((w) => w.cell === c).map((w) => w.zone))) await beatZone(z);
   const phase = async () => {

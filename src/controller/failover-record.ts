@@ -13,6 +13,11 @@ export interface FailoverOptions {
   readonly tickMs?: number;
   /** How long a switchover may wait for the target to catch up before it gives up. Default 10 s. */
   readonly switchoverTimeoutMs?: number;
+  /**
+   * How long a switchover waits, before it fences, for the cell's other standbys to stream from
+   * the target; it fences then whatever they do. Default 3 s.
+   */
+  readonly switchoverPrepareMs?: number;
 }
 
 /** The failover under way, as stored on the cell. */
@@ -25,6 +30,11 @@ export interface FailoverRecord {
   readonly startedAtMs: number;
   /** The desired version that fenced the cell: agents at or past it have closed its writers. */
   readonly fenceVersion?: number;
+  /**
+   * The desired version a switchover asked every agent to report under once all writers were
+   * fenced: a database report probed under it or later was read after the last writer closed.
+   */
+  readonly positionsVersion?: number;
   readonly steps: Readonly<Record<string, number>>;
   readonly decision?: {
     readonly target: string;

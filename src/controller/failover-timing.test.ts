@@ -98,6 +98,7 @@ async function failPrimary(w: World, cell: string, agentDown: boolean) {
     // One probe interval per failed probe, the last millisecond after the heartbeats: a pass that
     // begins after them has seen them.
     clock.advance(probeIntervalMs - 1);
+    const heardAt = clock.nowMs;
     if (agentDown)
       await beat(w, primaryZone, {
         databases: (d) => (d.id === target ? { ...d, role: "unknown" } : d),
@@ -108,7 +109,11 @@ async function failPrimary(w: World, cell: string, agentDown: boolean) {
     const state = body.cells.find((c: { cell: { cell: string } }) => c.cell.cell === cell);
     if (state.phase === "serving") continue;
     assert.equal(state.phase, "failing-over");
-    return { elapsedMs: (state.failover.steps.detected as number) - failedAt, failures };
+    // Declared by the pass the last heartbeats started (it may read the clock before it moves on)
+    // or by the next one: either way on these reports, at the end of this probe interval.
+    const detected = state.failover.steps.detected as number;
+    assert.ok(detected === heardAt || detected === heardAt + 1, `declared at ${detected - failedAt} ms`);
+    return { elapsedMs: heardAt + 1 - failedAt, failures };
   }
   throw new Error(`${cell} was never declared failed`);
 }

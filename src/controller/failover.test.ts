@@ -326,7 +326,7 @@ test(
 );
 
 test(
-  "switchover: fenced until the target has every byte the primary flushed, then promoted; refused when not serving",
+  "switchover: the other standby relays through the target, then fenced until the target has every byte the primary flushed, then promoted; refused when not serving",
   LIMIT,
   async () => {
     const cell = "cell-3";
@@ -343,13 +343,26 @@ test(
     });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     assert.equal(started.body.phase, "switching-over");
-    assert.equal(started.body.cell.fenced, true);
+    // Writes go on while the other standby moves to stream from the target.
+    assert.equal(started.body.cell.fenced, false);
+    assert.equal(started.body.cell.switchingTo, to, "the desired state names the target");
     const again = await call("POST", `/v1/cells/${cell}/switchover`, TEST_TOKENS.operator, {
       to,
       reason: "twice",
     });
     assert.equal(again.status, 409);
-    const fenceVersion = (started.body.failover as { fenceVersion?: number }).fenceVersion ?? 0;
+    const relay = ["r1", "r2", "r3"].find((r) => r !== from && r !== to) as string;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await cellState(cell)).cell.fenced, false, "fenced before the other standby relays");
+    await beat(dbZone(cell, relay), {
+      databases: (d) => (d.id === `${cell}/${relay}` ? { ...d, streamingFrom: `${cell}/${to}` } : d),
+    });
+    const fencedState = await until(
+      "fenced once the other standby streams from the target",
+      () => cellState(cell),
+      (x) => x.cell.fenced && (x.failover as { fenceVersion?: number } | null)?.fenceVersion !== undefined,
+    );
+    const fenceVersion = (fencedState.failover as { fenceVersion?: number }).fenceVersion ?? 0;
     // Until every agent with a writer for the cell runs the fence, positions do not count.
     const writerZones = [...new Set(layout.writers.filter((w) => w.cell === cell).map((w) => w.zone))];
     assert.ok(fenceVersion > 0, "the fence's desired version is recorded");

@@ -239,7 +239,7 @@ export class FailoverCoordinator {
               "failover.completed",
               cell,
               record.kind === "switchover" || record.kind === "failback"
-                ? `${state.cell.primary} is the primary of ${cell} (was ${record.from}); writes paused ${now - record.startedAtMs} ms`
+                ? `${state.cell.primary} is the primary of ${cell} (was ${record.from}); writes paused ${now - (record.steps.fenced ?? record.startedAtMs)} ms`
                 : `${state.cell.primary} is the primary of ${cell} (was ${record.from}); writers unfenced ${now - record.startedAtMs} ms after the failure was declared`,
               { from: record.from, to: state.cell.primary, steps, totalMs: done.totalMs, kind: record.kind },
             ),

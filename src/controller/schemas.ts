@@ -30,6 +30,7 @@ export const CELL_STATE = {
     epoch: { type: "integer" },
     fenced: { type: "boolean" },
     commit: { enum: ["quorum", "async"] },
+    switchingTo: { type: "string" },
   },
 } as const;
 
@@ -72,6 +73,7 @@ export const DATABASE_REPORT = {
     flushLsn: nullable(str(64)),
     timeline: nullable(count),
     synchronousStandbyNames: nullable(str(LIMITS.text)),
+    streamingFrom: nullable(str(LIMITS.id)),
     standbys: {
       type: "array",
       maxItems: LIMITS.standbys,

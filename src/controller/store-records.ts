@@ -82,10 +82,14 @@ export interface CellRow {
   epoch: number;
   fenced: boolean;
   commit_mode?: "quorum" | "async";
+  /** The target of the switchover under way (from the failover record), else null. */
+  switching_to?: string | null;
 }
 
-/** The columns a `CellRow` is read from. */
-export const CELL_COLUMNS = "cell, primary_region, epoch, fenced, commit_mode";
+/** The columns a `CellRow` is read from (in a SELECT or a RETURNING of the cells table). */
+export const CELL_COLUMNS =
+  "cell, primary_region, epoch, fenced, commit_mode, " +
+  "CASE WHEN phase = 'switching-over' THEN failover->>'to' END AS switching_to";
 
 export interface DrainRow {
   n: string;
@@ -114,6 +118,7 @@ export const toCell = (r: CellRow): CellState => ({
   fenced: r.fenced,
   // Absent means quorum: the usual shape stays as small as it was.
   ...(r.commit_mode === "async" ? { commit: "async" as const } : {}),
+  ...(r.switching_to ? { switchingTo: r.switching_to } : {}),
 });
 export const toDrain = (r: DrainRow): Drain => ({
   id: `drain-${r.n}`,

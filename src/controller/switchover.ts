@@ -1,16 +1,19 @@
 /**
  * Planned moves of a cell's primary: a switchover an operator asks for (`ringfence switchover`), and
  * failback, the switchover the reconciler starts on its own once a failed-over cell's home region has
- * been healthy and caught up for the stability window. Writers are fenced until the target has every
- * byte the old primary flushed, then it is promoted like after a failover (`promoting`), so nothing
- * acknowledged is lost and writes pause for about the time the promotion takes.
+ * been healthy and caught up for the stability window. First the cell's other standbys move to
+ * stream from the target (it relays the primary's WAL to them), with writes still going on; then
+ * writers are fenced until the target has every byte the old primary flushed, and it is promoted
+ * like after a failover (`promoting`). Nothing acknowledged is lost, and writes pause for about the
+ * time the promotion takes: the relaying standbys only have to follow the target onto its new
+ * timeline for its first commits to be acknowledged.
  */
 import { RingfenceError } from "../lib/errors.js";
 import { formatLsn, parseLsn } from "../lib/lsn.js";
 import type { CellFailoverState, CellStore } from "./cell-store.js";
 import type { Evidence } from "./evidence.js";
 import { event, type FailoverOptions, type FailoverRecord } from "./failover-record.js";
-import { fencedPrimaryFlush, writersFenced } from "./fence-proof.js";
+import { writersFenced } from "./fence-proof.js";
 import type { WorldIndex } from "./world-index.js";
 
 /** How far behind the primary (WAL bytes) a home standby may be and still count as caught up for failback. */
@@ -48,8 +51,9 @@ export class Switchovers {
   }
 
   /**
-   * Starts a planned switchover of `cell` to `to` (or a failback to its home): writers are fenced,
-   * and once the target has every byte the primary flushed it is promoted (see `#switchStep`).
+   * Starts a planned switchover of `cell` to `to` (or a failback to its home): the cell's other
+   * standbys stream from the target first, then writers are fenced, and once the target has every
+   * byte the primary flushed it is promoted (see `step`).
    */
   async start(
     cell: string,
@@ -81,26 +85,54 @@ export class Switchovers {
       to,
       reason,
       startedAtMs: now,
-      steps: { fenced: now },
+      steps: { preparing: now },
     };
-    const fenced = await this.#cells.update(
-      cell,
-      { fenced: true, phase: "switching-over", failover: { ...record } },
-      [
-        {
-          ...event(
-            `${kind}.started`,
-            cell,
-            `${kind} of ${cell} from ${state.cell.primary} to ${to}: writers fenced until ${to} has caught up and is promoted (${reason})`,
-            { from: state.cell.primary, to, reason },
-          ),
-          actor,
-        },
-      ],
-    );
-    if (fenced)
-      await this.#cells.update(cell, { failover: { ...record, fenceVersion: fenced.desiredVersion } }, []);
+    // The phase names the target to agents (`switchingTo`): the version bump sends it to them.
+    await this.#cells.update(cell, { phase: "switching-over", failover: { ...record }, reportNow: true }, [
+      {
+        ...event(
+          `${kind}.started`,
+          cell,
+          `${kind} of ${cell} from ${state.cell.primary} to ${to}: the other standbys stream from ${to}, then writers are fenced until ${to} has caught up and is promoted (${reason})`,
+          { from: state.cell.primary, to, reason },
+        ),
+        actor,
+      },
+    ]);
     this.#poke();
+  }
+
+  /**
+   * Fences the cell's writers once every standby other than the target streams from the target,
+   * or once the prepare time is up (a standby that does not relay then only rejoins later).
+   */
+  async #fence(state: CellFailoverState, record: FailoverRecord, to: string, now: number): Promise<void> {
+    const { cell } = state.cell;
+    const relays = this.#index.layout.databases.filter(
+      (d) => d.cell === cell && d.region !== record.from && d.region !== to,
+    );
+    const relaying = relays.every(
+      (d) => this.#evidence.database(d.id)?.report.streamingFrom === `${cell}/${to}`,
+    );
+    const prepareMs = this.#options.switchoverPrepareMs ?? 3_000;
+    if (!relaying && now - record.startedAtMs < prepareMs) return;
+    const steps = { ...record.steps, fenced: now };
+    const fenced = await this.#cells.update(cell, { fenced: true, failover: { ...record, steps } }, [
+      event(
+        `${record.kind}.fenced`,
+        cell,
+        relaying
+          ? `writers of ${cell} fenced: every other standby streams from ${to}`
+          : `writers of ${cell} fenced after ${prepareMs} ms: not every other standby streams from ${to} yet`,
+        { relaying },
+      ),
+    ]);
+    if (fenced)
+      await this.#cells.update(
+        cell,
+        { failover: { ...record, steps, fenceVersion: fenced.desiredVersion } },
+        [],
+      );
   }
 
   /** A switchover under way: promote the target once it has what the fenced primary flushed. */
@@ -108,23 +140,38 @@ export class Switchovers {
     const { cell } = state.cell;
     const to = record.to;
     if (to === undefined) return;
-    // Positions count only once every agent with a writer endpoint for the cell runs the fence, and
-    // the primary's must have been read after that (fence-proof.ts).
+    if (record.steps.fenced === undefined) return await this.#fence(state, record, to, now);
+    // Positions count only once every agent with a writer endpoint for the cell runs the fence:
+    // until then a writer elsewhere could still send the old primary a commit. And they must have
+    // been read under the fence (reports carry the desired version they were probed under).
     const fence = record.fenceVersion;
     if (fence === undefined) return;
     const allFenced = writersFenced(this.#index, this.#evidence, cell, fence);
     if (allFenced && record.steps.writersFenced === undefined) {
-      await this.#cells.update(
-        cell,
-        { failover: { ...record, steps: { ...record.steps, writersFenced: now } } },
-        [],
-      );
+      // No writer can reach the old primary any more. Its position must be read from here on: a
+      // desired-version bump makes every agent probe and report at once, and a report probed under
+      // that version was read after the last writer closed, so it covers every write a client saw
+      // acknowledged (no waiting on the clock for a report that is recent enough).
+      const steps = { ...record.steps, writersFenced: now };
+      const asked = await this.#cells.update(cell, { failover: { ...record, steps }, reportNow: true }, []);
+      if (asked)
+        await this.#cells.update(
+          cell,
+          { failover: { ...record, steps, positionsVersion: asked.desiredVersion } },
+          [],
+        );
       return;
     }
+    // The old primary's position from a report probed under the version asked for once every writer
+    // was fenced: read after the last writer closed (a stricter test than fence-proof.ts's margin on
+    // the clock, which failovers use, and one that waits for no clock).
+    const asked = record.positionsVersion;
+    const primary = this.#evidence.database(`${cell}/${record.from}`);
     const target = this.#evidence.database(`${cell}/${to}`);
-    const primaryFlush = allFenced
-      ? fencedPrimaryFlush(this.#evidence, `${cell}/${record.from}`, fence, record.steps.writersFenced)
-      : undefined;
+    const primaryFlush =
+      asked !== undefined && primary && primary.version >= asked && primary.report.role === "primary"
+        ? parseLsn(primary.report.flushLsn ?? primary.report.lsn)
+        : undefined;
     const targetFlush =
       target && target.version >= fence && target.report.role === "standby"
         ? parseLsn(target.report.flushLsn ?? target.report.lsn)

@@ -62,6 +62,13 @@ export function baseSettings(host: string, port: number): Record<string, string 
     wal_log_hints: "on", // pg_rewind needs it for failback
     synchronous_commit: "on",
     wal_receiver_status_interval: "1s",
+    // How soon a standby tries streaming again after its stream ended: a repoint to a new primary,
+    // or the timeline switch when the standby it cascades from is promoted. Each waits out this
+    // interval (5 s by default) before the first try, and the new primary's commits wait for a
+    // standby to stream from it: a switchover's write pause. A standby following a promoted
+    // primary onto its new timeline waits it out twice. (Each try starts a WAL receiver process:
+    // 20 a second at most while a primary is unreachable, until failover repoints the standby.)
+    wal_retrieve_retry_interval: "50ms",
     wal_receiver_timeout: "10s",
     wal_sender_timeout: "10s",
     shared_buffers: "16MB",

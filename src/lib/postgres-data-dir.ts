@@ -12,14 +12,31 @@ import { makeOwnedDir, type PgBinaries, type RunAs, runTool, runToolAsync } from
 import { PG_SUPERUSER, queryOnce } from "./postgres-client.js";
 import { stripPrimaryConninfo, writeHba, writeStandbySignal } from "./postgres-config.js";
 
-/** Creates a new cluster in `dataDir` with initdb (no-op when it exists). */
+/**
+ * Creates a new cluster in `dataDir` with initdb (no-op when it exists), with 1 MiB WAL segments:
+ * a standby (re)starts streaming at the beginning of the segment it is in, so each repoint or
+ * timeline switch sends it again up to a segment of WAL it already has before anything new, and a
+ * switchover's first commits wait for that. With 16 MiB segments that was up to 16 MiB, twice,
+ * over the WAN (0.5-1 s on the emulated one); with 1 MiB, a few tens of ms.
+ */
 export function initPrimary(bin: PgBinaries, dataDir: string, runAs: RunAs | undefined): void {
   if (existsSync(join(dataDir, "PG_VERSION"))) return;
   makeOwnedDir(dataDir, runAs);
   runTool(
     bin,
     "initdb",
-    ["-D", dataDir, "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+    [
+      "-D",
+      dataDir,
+      "-U",
+      PG_SUPERUSER,
+      "--auth=trust",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--no-sync",
+      "--wal-segsize=1",
+    ],
     runAs,
   );
   writeHba(dataDir);

@@ -23,6 +23,13 @@ export interface CellState {
    * policy, when no out-of-region standby is left). Absent means `quorum`.
    */
   readonly commit?: "quorum" | "async";
+  /**
+   * During a planned switchover, the region whose standby is about to be promoted. The cell's other
+   * standbys stream from it already (it relays the primary's WAL), so that when it is promoted they
+   * only follow it onto its new timeline instead of connecting to it then, while the new primary's
+   * first commits wait for one of them. Absent otherwise.
+   */
+  readonly switchingTo?: string;
 }
 
 /** What an agent must run, fetched with `GET /v1/agents/:zone/desired` (agent token). */
@@ -68,6 +75,11 @@ export interface DatabaseReport {
   /** The timeline the instance is on (bumped by every promotion). */
   readonly timeline?: number | null;
   readonly synchronousStandbyNames: string | null;
+  /**
+   * A standby: the database slot its WAL receiver streams from now (null while it does not
+   * stream). Absent from older agents.
+   */
+  readonly streamingFrom?: string | null;
   readonly standbys: readonly {
     readonly applicationName: string;
     readonly state: string;

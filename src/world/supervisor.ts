@@ -41,7 +41,7 @@ import {
   WORLD_MARK,
 } from "./orphans.js";
 import { ProcessRecord, runningSupervisor } from "./pid-files.js";
-import { killQuietly } from "./procfs.js";
+import { killQuietly, signalQuietly } from "./procfs.js";
 import { until, waitUntilServing } from "./readiness.js";
 import { explainUnserved, type LogMarks, logMarks, logProblems } from "./start-logs.js";
 import { StateDir, type WorldConfig } from "./state.js";
@@ -90,6 +90,8 @@ export class World {
   /** The start's steps, which `stop()` waits to settle before it resolves. */
   #steps: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
+  /** What pauseRegion/pauseProcess stopped, by what was paused: resumed before anything stops. */
+  #paused = new Map<string, number[]>();
 
   constructor(options: WorldOptions) {
     this.#options = options;
@@ -204,6 +206,53 @@ export class World {
   restoreRegion(region: string): void {
     for (const s of this.#regionRoles(region)) s.start();
     this.#progress(`region ${region} restored`);
+  }
+
+  /**
+   * A region that hangs without dying (a frozen host, a paused VM): SIGSTOPs every agent of `region`
+   * with all its children (PostgreSQL, service instances) and the region's router, parents first so
+   * that none notices a child stop, until {@link resumeRegion}. Returns the pids stopped.
+   */
+  pauseRegion(region: string): number[] {
+    const pids = this.#regionRoles(region).flatMap((s) => (s.pid === null ? [] : processTree(s.pid)));
+    return this.#pause(`region ${region}`, pids);
+  }
+
+  /** Resumes a region paused by {@link pauseRegion}, children first. */
+  resumeRegion(region: string): void {
+    this.#resume(`region ${region}`);
+  }
+
+  /**
+   * SIGSTOPs one role's process alone (`controller`, `agent:ZONE`, `router:REGION`; not its children:
+   * a paused agent's databases keep running) until {@link resumeProcess}. Returns the pids stopped.
+   */
+  pauseProcess(role: string): number[] {
+    const pid = this.pid(role);
+    if (pid === null) throw new Error(`no running process for ${role}`);
+    return this.#pause(role, [pid]);
+  }
+
+  /** Resumes a process paused by {@link pauseProcess}. */
+  resumeProcess(role: string): void {
+    this.#resume(role);
+  }
+
+  #pause(what: string, pids: number[]): number[] {
+    if (this.#paused.has(what)) throw new Error(`${what} is paused already`);
+    // Recorded before any signal: stop() resumes them even if this throws half-way.
+    this.#paused.set(what, pids);
+    for (const pid of pids) signalQuietly(pid, "SIGSTOP");
+    this.#progress(`${what} paused (${pids.length} processes)`);
+    return pids;
+  }
+
+  #resume(what: string): void {
+    const pids = this.#paused.get(what);
+    if (pids === undefined) return;
+    for (const pid of [...pids].reverse()) signalQuietly(pid, "SIGCONT");
+    this.#paused.delete(what);
+    this.#progress(`${what} resumed`);
   }
 
   #regionRoles(region: string): Supervised[] {
@@ -446,6 +495,8 @@ export class World {
     // And nothing is restarted: a child that exits from now on (Ctrl-C reaches the whole process
     // group, so children may exit before they are asked to) stays down.
     for (const s of [...this.#routers, ...this.#agents, this.#controller, this.#controlDb]) s?.hold();
+    // A stopped process would sit on its SIGTERM until the grace time ran out.
+    for (const what of [...this.#paused.keys()]) this.#resume(what);
     this.#progress("stopping routers");
     await Promise.all(this.#routers.map((r) => r.stop()));
     this.#progress("stopping agents (service instances, writer endpoints, cell databases)");

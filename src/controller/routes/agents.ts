@@ -65,6 +65,7 @@ export function agentReport(h: Heartbeat): AgentReport {
       flushLsn: d.flushLsn ?? null,
       timeline: d.timeline ?? null,
       synchronousStandbyNames: d.synchronousStandbyNames,
+      ...(d.streamingFrom === undefined ? {} : { streamingFrom: d.streamingFrom }),
       standbys: d.standbys.map((s) => ({
         applicationName: s.applicationName,
         state: s.state,
@@ -155,9 +156,13 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ControllerContext
           data: e.data ?? {},
         }));
         const report = agentReport(body);
-        await ctx.store.recordAgentHeartbeat(zone, report, events);
+        // Failover decides on what it has heard, as soon as it hears it: a fence applied, a
+        // position or a promotion reported is not held up by the commit of the report and its
+        // events to the control database (tens to hundreds of ms on a busy host, at each step of
+        // a switchover). Its events may then follow the reconciler's own in the log.
         ctx.evidence.observe(zone, report, ctx.clock());
         ctx.failover.poke();
+        await ctx.store.recordAgentHeartbeat(zone, report, events);
         // After the commit, so a stream that rebuilds the table sees this report.
         ctx.routing.heartbeat(zone, report.processes);
         return reply.code(204).send();
