@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { RINGFENCE_BIN } from "../cli/paths.js";
 import { isRingfenceError } from "../lib/errors.js";
+import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
 import { loadTopology } from "../topology/load.js";
 import { buildLayout } from "./layout.js";
 import { assertNoOrphans, findWorldProcesses, stopOrphans, WORLD_MARK } from "./orphans.js";
@@ -61,11 +62,19 @@ describe("stand-in processes", () => {
     ].join("\n"),
   );
 
-  /** Starts `node stand-in.js ...args` (under another argv[0] when `as` is given). */
-  async function standIn(args: string[], env: Record<string, string> = {}, as?: string): Promise<number> {
+  /**
+   * Starts `node [nodeFlags] stand-in.js ...args` (under another argv[0] when `as` is given), as the
+   * supervisor starts roles with V8 flags before the script.
+   */
+  async function standIn(
+    args: string[],
+    env: Record<string, string> = {},
+    as?: string,
+    nodeFlags: readonly string[] = [],
+  ): Promise<number> {
     const argv = as
       ? ["bash", ["-c", `exec -a "$0" "$@"`, as, process.execPath, script, ...args]]
-      : [process.execPath, [script, ...args]];
+      : [process.execPath, [...nodeFlags, script, ...args]];
     const child = spawn(argv[0] as string, argv[1] as string[], {
       stdio: "ignore",
       env: { ...process.env, ...env },
@@ -83,7 +92,12 @@ describe("stand-in processes", () => {
 
   test("only processes tied to this state directory are found, and down stops them in order", async () => {
     const root = state.root;
-    const agent = await standIn(["agent", "--state-dir", root, "--zone", "r1/a"]);
+    const agent = await standIn(
+      ["agent", "--state-dir", root, "--zone", "r1/a"],
+      {},
+      undefined,
+      CHILD_NODE_FLAGS,
+    );
     const router = await standIn(["router", "--state-dir", root, "--region", "r1"], { STUBBORN: "1" });
     const instance = await standIn(["demo", "directory"], {
       [WORLD_MARK]: root,

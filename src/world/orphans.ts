@@ -133,9 +133,17 @@ function roleOf(
   argv: readonly string[],
   root: string,
 ): { kind: WorldProcessKind; label: string } | undefined {
-  const command = argv.findIndex((a) => Object.hasOwn(ROLE_COMMANDS, a));
-  // `node main.js ROLE ...`: the role is the first argument after the script.
-  if (command < 1 || command > 2 || optionValue(argv, "--state-dir") !== root) return undefined;
+  // `node [V8 flags] main.js ROLE ...`: the role is the first argument after the script, which is
+  // the first argument after node's own flags (lib/node-flags.ts).
+  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith("-"));
+  const command = script < 0 ? -1 : script + 1;
+  if (
+    command < 1 ||
+    !Object.hasOwn(ROLE_COMMANDS, argv[command] ?? "") ||
+    optionValue(argv, "--state-dir") !== root
+  ) {
+    return undefined;
+  }
   const kind = ROLE_COMMANDS[argv[command] as string] as WorldProcessKind;
   if (kind === "agent") return { kind, label: `agent ${optionValue(argv, "--zone") ?? "?"}` };
   if (kind === "router") return { kind, label: `router ${optionValue(argv, "--region") ?? "?"}` };
