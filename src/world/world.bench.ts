@@ -148,10 +148,16 @@ async function main(): Promise<void> {
       if (pgRoot && !pgRoot.startsWith(dir)) rmSync(pgRoot, { recursive: true, force: true });
     }
   };
-  process.once("SIGINT", () => {
-    cleanUp();
-    process.exit(130);
-  });
+  // Ctrl-C or a kill stops the worlds first: none may outlive the bench.
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(signal, () => {
+      cleanUp();
+      process.exit(code);
+    });
+  }
   try {
     for (let i = 0; i < COLD; i++) {
       if (last) {
