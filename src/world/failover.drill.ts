@@ -13,7 +13,9 @@
  * that no failback runs in the middle of a round (failback has its own drill: drill:switchover).
  */
 import type { CellState } from "./contracts.js";
-import { DrillWorld, drillArgs, percentile, poll, runDrill, seconds, sleep, writeGap } from "./drill.js";
+import { drillArgs, runDrill } from "./drill.js";
+import { percentile, seconds, writeGap } from "./drill-measures.js";
+import { DrillWorld, poll, sleep } from "./drill-world.js";
 
 interface Round {
   readonly region: string;

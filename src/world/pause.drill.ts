@@ -19,7 +19,8 @@
  * epochs are read before a step and after the world has settled from it.
  */
 import type { CellState } from "./contracts.js";
-import { DrillWorld, drillArgs, runDrill, sleep } from "./drill.js";
+import { drillArgs, runDrill } from "./drill.js";
+import { DrillWorld, sleep } from "./drill-world.js";
 
 const args = drillArgs(process.argv.slice(2), { rounds: 5, addressBase: 62 });
 const REGION_PAUSE_MS = 45_000;

@@ -21,17 +21,9 @@
  * the failover history (controller clock, which is this machine's). Targets, for the switchovers
  * and for the failbacks: pause p50 <= 1 s and worst <= 2 s, and no acknowledged write lost.
  */
-import {
-  DrillWorld,
-  drillArgs,
-  type HistoryEntry,
-  percentile,
-  poll,
-  runDrill,
-  seconds,
-  sleep,
-  writeGap,
-} from "./drill.js";
+import { drillArgs, runDrill } from "./drill.js";
+import { percentile, seconds, writeGap } from "./drill-measures.js";
+import { DrillWorld, type HistoryEntry, poll, sleep } from "./drill-world.js";
 
 const args = drillArgs(process.argv.slice(2), { rounds: 20, addressBase: 61 });
 const failoversAt = process.argv.indexOf("--failovers");
@@ -175,7 +167,8 @@ runDrill(async () => {
     const met = pauses.length > 0 && p50 <= TARGET_P50_MS && worst <= TARGET_MAX_MS;
     const of = (part: keyof Parts) => {
       const values = moves.filter((m) => m.kind === kind).map((m) => m.parts[part]);
-      return `${percentile(values, 0.5)}/${percentile(values, 1)}`;
+      const ms = (n: number) => (Number.isFinite(n) ? String(n) : "never");
+      return `${ms(percentile(values, 0.5))}/${ms(percentile(values, 1))}`;
     };
     process.stdout.write(
       `${kind}s: ${pauses.length}, write pause p50 ${seconds(p50)} (target <= 1 s), worst ${seconds(worst)} (target <= 2 s)${met ? "" : "  MISSED"}\n` +
