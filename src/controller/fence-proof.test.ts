@@ -145,7 +145,8 @@ test(
       promoting.failover?.decision?.proof ?? "",
       /fenced old primary confirmed its flushed position/,
     );
-    // Decided by the proof, not by the end of the wait for the standbys' positions.
+    // Decided by the proof, not by the end of the wait for the standbys' positions. Both times are on
+    // the test's manual clock (advanced by 1 + FENCED_READ_MARGIN_MS + 50 ms above), not wall-clock.
     const decidedAt = promoting.failover?.steps.decided as number;
     assert.ok(decidedAt - startedAtMs < topology.failover.positionWaitMs);
   },
