@@ -129,7 +129,7 @@ before(async () => {
   const bin = findPgBinaries();
   const runAs = pgRunAs();
   const pgDir = join(dir, "remote-primary");
-  initPrimary(bin, pgDir, runAs);
+  await initPrimary(bin, pgDir, runAs);
   writeSettings(pgDir, baseSettings(at.host, at.port), runAs);
   remote = spawnPostgres(bin, pgDir, runAs, join(dir, "remote-primary.log"));
   await waitReady(at.host, at.port);

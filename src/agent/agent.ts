@@ -19,7 +19,7 @@ import { httpRequest } from "../lib/http-request.js";
 import type { Topology } from "../topology/model.js";
 import type { AgentEvent, CellState, DesiredState, Heartbeat, ProcessReport } from "../world/contracts.js";
 import { type Layout, reach, type WriterSlot } from "../world/layout.js";
-import type { StateDir, WorldConfig } from "../world/state.js";
+import { dataDirOf, type StateDir, type WorldConfig } from "../world/state.js";
 import { Coalescer } from "./coalescer.js";
 import { DatabaseRunner } from "./database.js";
 import { DesiredFeed } from "./desired-feed.js";
@@ -28,7 +28,7 @@ import { killOrphans, recordPids } from "./leftovers.js";
 import { type ObserverTarget, PrimaryObserver } from "./observer.js";
 import type { Supervised, SupervisorEvent } from "./supervisor.js";
 import type { WriterEndpoint } from "./writer.js";
-import { dataDirOf, processReports, zoneProcesses } from "./zone-processes.js";
+import { processReports, zoneProcesses } from "./zone-processes.js";
 
 export interface AgentOptions {
   readonly zone: string;
@@ -52,6 +52,8 @@ export interface AgentOptions {
 const MAX_PENDING_EVENTS = 1_000;
 /** How long a starting agent waits for the controller before it runs from its persisted state. */
 const FIRST_FETCH_TIMEOUT_MS = 2_000;
+/** How long an agent with no persisted desired state (a new world) asks a refusing controller. */
+const NEW_AGENT_FETCH_TIMEOUT_MS = 30_000;
 /** Tick period while a cell of this zone's databases is fenced or switching over. */
 const FENCED_TICK_MS = 200;
 
@@ -119,10 +121,28 @@ export class Agent {
   }
 
   get #desiredFile(): string {
-    return join(this.#options.state.agentDir(this.zone), "desired.json");
+    return this.#options.state.desiredFile(this.zone);
   }
 
   /** Starts everything placed in this zone, once a desired state is known. */
+  /**
+   * The desired state, asked again every 100 ms while the controller refuses connections (it is
+   * starting too, as in a new world): for at most `FIRST_FETCH_TIMEOUT_MS` in all when a persisted
+   * desired state can stand in, and up to `NEW_AGENT_FETCH_TIMEOUT_MS` when there is none.
+   */
+  async #firstFetch(): Promise<DesiredState> {
+    const limit = existsSync(this.#desiredFile) ? FIRST_FETCH_TIMEOUT_MS : NEW_AGENT_FETCH_TIMEOUT_MS;
+    const deadline = Date.now() + limit;
+    for (;;) {
+      try {
+        return await this.#feed.fetch(undefined, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        if (Date.now() + 100 >= deadline || !isConnectionRefused(err)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
   async start(): Promise<void> {
     const { layout, state, world, topology, ringfenceBin } = this.#options;
     mkdirSync(state.agentDir(this.zone), { recursive: true });
@@ -140,8 +160,12 @@ export class Agent {
       },
       onDatabaseEvent: (slot, kind, message, data) => this.#event(kind, `database:${slot.id}`, message, data),
       onUrgentReport: () => this.#beats.request(true),
-      // Only logged: what a failed start points at when an instance runs but fails its health check.
-      onInstanceHealth: (slot, health, detail) => this.#log(`instance:${slot.id}: ${health}: ${detail}`),
+      // Logged (what a failed start points at when an instance runs but fails its health check).
+      onInstanceHealth: (slot, health, detail) => {
+        this.#log(`instance:${slot.id}: ${health}: ${detail}`);
+        // An instance that starts serving is news for the routers: report it now, not next tick.
+        if (health === "healthy") this.#beats.request(true);
+      },
     });
     this.#databases = zone.databases;
     this.#writers = zone.writers;
@@ -153,7 +177,7 @@ export class Agent {
     // zone was down) and would start an old primary as a primary until the controller answered.
     // Static stability: when the controller does not answer soon, run from the persisted one.
     try {
-      this.#apply(await this.#feed.fetch(undefined, FIRST_FETCH_TIMEOUT_MS), true);
+      this.#apply(await this.#firstFetch(), true);
       this.#controllerReachable = true;
     } catch {
       if (existsSync(this.#desiredFile)) {
@@ -382,4 +406,9 @@ export class Agent {
     await Promise.all(this.#databases.map((d) => d.stop()));
     await this.#heartbeat();
   }
+}
+
+/** Whether `err` is a refused connection: nothing listens there (yet). */
+function isConnectionRefused(err: unknown): boolean {
+  return (err as { code?: unknown }).code === "ECONNREFUSED";
 }

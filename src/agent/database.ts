@@ -42,6 +42,8 @@ export interface DatabaseOptions {
   readonly bin: PgBinaries;
   readonly runAs: RunAs | undefined;
   readonly dataDir: string;
+  /** A cluster to copy a new primary from instead of running initdb (see `initPrimary`). */
+  readonly template?: string;
   readonly logFile: string;
   /** The cell's state as the agent last knew it from the desired state. */
   readonly cell: () => CellState | undefined;
@@ -176,7 +178,7 @@ export class DatabaseRunner {
   }
 
   async #prepare(): Promise<void> {
-    const { bin, runAs, dataDir } = this.#options;
+    const { bin, runAs, dataDir, template } = this.#options;
     const cell = this.#options.cell();
     const primary = this.#primary();
     if (!cell || !primary) throw new Error("no desired state for this cell yet");
@@ -207,9 +209,20 @@ export class DatabaseRunner {
             `refusing to create an empty primary for ${cell.cell} at epoch ${cell.epoch}: its data directory ${dataDir} is missing; fail the cell over to an instance that has its data`,
           );
         }
-        initPrimary(bin, dataDir, runAs);
+        const started = this.#now();
+        const how = await initPrimary(bin, dataDir, runAs, { ...(template ? { template } : {}) });
+        const ms = this.#now() - started;
+        const what = how === "template" ? `copied from the template ${template}` : "made by initdb";
+        this.#event("database.initialised", `new cluster ${what} in ${ms} ms`, { durationMs: ms, how });
       } else {
-        await this.#repairs.clone(primary, "no data directory yet");
+        const asked = this.#now();
+        const ms = await this.#repairs.clone(primary, "no data directory yet");
+        const waitedMs = this.#now() - asked - ms;
+        this.#event(
+          "database.cloned",
+          `cloned from the primary ${primary.slot.id} in ${ms} ms (${waitedMs} ms waiting for it to accept connections)`,
+          { from: primary.slot.id, durationMs: ms, waitedMs },
+        );
       }
     } else if (!isPrimary && (ranAsPrimary(dataDir) || this.#repair !== "none")) {
       // A failed repair keeps #repair as it was, for the next attempt after the backoff.

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { setPriority } from "node:os";
 import { httpRequest } from "../lib/http-request.js";
-import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
+import { CHILD_NODE_FLAGS, withExtraNodeFlags } from "../lib/node-flags.js";
 import { waitUntilAccepting } from "../lib/ports.js";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
@@ -22,6 +22,20 @@ import { Supervised, type SupervisorEvent } from "./supervisor.js";
  * the same property. Instances still get all the CPU nothing more urgent uses.
  */
 export const INSTANCE_NICENESS = 10;
+
+/**
+ * The niceness a fallback instance starts at on the world's first start, until its first health
+ * check passes. A fallback serves only when its service fails; while a new world starts, it is not
+ * what the world waits for, and the 12 fallbacks of the default world took ~4 s of CPU from the
+ * databases and service instances that were (docs/benchmarks.md, "The local world"). A fallback
+ * restarted later starts at `INSTANCE_NICENESS`: then it may be what serves.
+ */
+export const FALLBACK_START_NICENESS = 19;
+
+/** How often a started instance is probed until it first passes its health check. */
+const START_PROBE_MS = 100;
+/** How long after its start an instance is probed that often at most. */
+const START_WATCH_MS = 60_000;
 
 export interface InstanceOptions {
   readonly slot: InstanceSlot;
@@ -54,7 +68,7 @@ export interface InstanceOptions {
  */
 export function resolveCommand(command: readonly string[], ringfenceBin: string): string[] {
   if (command[0] === "ringfence") {
-    return [process.execPath, ...CHILD_NODE_FLAGS, ringfenceBin, ...command.slice(1)];
+    return [process.execPath, ...withExtraNodeFlags(CHILD_NODE_FLAGS), ringfenceBin, ...command.slice(1)];
   }
   return [...command];
 }
@@ -89,8 +103,12 @@ export class InstanceRunner {
   readonly slot: InstanceSlot;
   readonly supervised: Supervised;
   #health: Health = "unknown";
+  /** The health `onHealthChange` was last called with. */
+  #told: Health = "unknown";
   #detail = "starting";
   #onHealthChange: ((health: Health, detail: string) => void) | undefined;
+  /** A fallback started at `FALLBACK_START_NICENESS`, and the niceness it gets once healthy. */
+  #reniceWhenHealthy: { pid: number; niceness: number } | undefined;
 
   constructor(options: InstanceOptions) {
     this.slot = options.slot;
@@ -101,6 +119,8 @@ export class InstanceRunner {
       (d) => d.cell === options.slot.cell && d.region === options.slot.region,
     );
     let firstStart = true;
+    let firstSpawn = true;
+    const niceness = options.niceness ?? INSTANCE_NICENESS;
     this.supervised = new Supervised({
       id: `instance:${options.slot.id}`,
       prepare: async () => {
@@ -121,12 +141,13 @@ export class InstanceRunner {
             stdio: ["ignore", log, log],
             env: { ...process.env, ...env },
           });
+          const deferred =
+            firstSpawn && options.slot.kind === "fallback" && niceness < FALLBACK_START_NICENESS;
+          firstSpawn = false;
           if (child.pid !== undefined) {
-            try {
-              setPriority(child.pid, options.niceness ?? INSTANCE_NICENESS);
-            } catch {
-              // not allowed here: the instance runs at the agent's own priority
-            }
+            renice(child.pid, deferred ? FALLBACK_START_NICENESS : niceness);
+            this.#reniceWhenHealthy = deferred ? { pid: child.pid, niceness } : undefined;
+            this.#watchStart(child.pid);
           }
           return child;
         } finally {
@@ -155,10 +176,29 @@ export class InstanceRunner {
   }
 
   /** GETs the health path with a 1 s timeout; never throws. */
+  /**
+   * Probes the instance just started as `pid` every `START_PROBE_MS` until it first passes its
+   * health check (or exits, or `START_WATCH_MS` pass): its health reaches the agent's next
+   * heartbeat, and the routers, within ~100 ms of it listening instead of up to a probe period.
+   */
+  #watchStart(pid: number): void {
+    const until = Date.now() + START_WATCH_MS;
+    const next = () => {
+      if (this.supervised.pid !== pid || this.#health === "healthy" || Date.now() > until) return;
+      void this.probe().finally(() => {
+        setTimeout(next, START_PROBE_MS).unref();
+      });
+    };
+    setTimeout(next, START_PROBE_MS).unref();
+  }
+
   async probe(): Promise<void> {
-    const before = this.#health;
     await this.#probe();
-    if (this.#health !== before) this.#onHealthChange?.(this.#health, this.#detail);
+    // Two probes may overlap (the start watch and the agent's tick): each change is told once.
+    if (this.#health !== this.#told) {
+      this.#told = this.#health;
+      this.#onHealthChange?.(this.#health, this.#detail);
+    }
   }
 
   async #probe(): Promise<void> {
@@ -176,6 +216,9 @@ export class InstanceRunner {
         this.#health = "healthy";
         this.#detail = "health check passed";
         this.supervised.markRunning();
+        const later = this.#reniceWhenHealthy;
+        this.#reniceWhenHealthy = undefined;
+        if (later && later.pid === this.supervised.pid) renice(later.pid, later.niceness);
       } else {
         this.#health = "unhealthy";
         this.#detail = `health check answered ${res.status}`;
@@ -184,5 +227,13 @@ export class InstanceRunner {
       this.#health = "unhealthy";
       this.#detail = `health check failed: ${(err as Error).message}`;
     }
+  }
+}
+
+function renice(pid: number, niceness: number): void {
+  try {
+    setPriority(pid, niceness);
+  } catch {
+    // not allowed here (or the process is gone): it runs at the agent's own priority
   }
 }

@@ -3,12 +3,12 @@
  * placed in the zone, each with its runner (a supervised PostgreSQL, an endpoint inside the agent's
  * own process, a supervised service instance), and how they are reported to the controller.
  */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { findPgBinaries, pgRunAs } from "../lib/postgres.js";
 import type { Topology } from "../topology/model.js";
 import type { CellState, Health, ProcessReport } from "../world/contracts.js";
 import type { DatabaseSlot, InstanceSlot, Layout, WriterSlot } from "../world/layout.js";
-import type { StateDir, WorldConfig } from "../world/state.js";
+import { dataDirOf, pgTemplateDir, type StateDir, type WorldConfig } from "../world/state.js";
 import { DatabaseRunner } from "./database.js";
 import { InstanceRunner } from "./instance.js";
 import type { Supervised, SupervisorEvent } from "./supervisor.js";
@@ -43,11 +43,6 @@ export interface ZoneProcessOptions {
   readonly onInstanceHealth?: (slot: InstanceSlot, health: Health, detail: string) => void;
 }
 
-/** The data directory of the instance in `slot`: one folder per slot under the world's PostgreSQL root. */
-export function dataDirOf(world: WorldConfig, slot: DatabaseSlot): string {
-  return join(world.pgRoot, slot.id.replace(/\//g, "-"));
-}
-
 /** The runners of everything the layout places in the zone, none of them started yet. */
 export function zoneProcesses(options: ZoneProcessOptions): ZoneProcesses {
   const { zone, layout, state, world, topology } = options;
@@ -64,6 +59,7 @@ export function zoneProcesses(options: ZoneProcessOptions): ZoneProcesses {
           bin,
           runAs,
           dataDir: dataDirOf(world, slot),
+          template: pgTemplateDir(world),
           logFile: state.log(`db-${slot.id}`),
           cell: () => options.cell(slot.cell),
           onEvent: options.onEvent,

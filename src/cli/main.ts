@@ -4,7 +4,10 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { defineNavigator } from "../lib/navigator.js";
 import { EXIT, type Io, processIo, reportError } from "./output.js";
+
+defineNavigator(); // before anything loads pg (see navigator.ts)
 
 type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
 

@@ -8,7 +8,7 @@ import { constants } from "node:os";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { RingfenceError } from "../lib/errors.js";
-import { CHILD_NODE_FLAGS } from "../lib/node-flags.js";
+import { CHILD_NODE_FLAGS, withExtraNodeFlags } from "../lib/node-flags.js";
 import { loadTopology, resolveTopologyPath } from "../topology/load.js";
 import { buildLayout } from "../world/layout.js";
 import {
@@ -90,7 +90,7 @@ async function upDetached(flags: WorldFlags, io: Io): Promise<number> {
   const fd = openSync(logFile, "a");
   const follower = new LogFollower(logFile, fstatSync(fd).size);
   const args = [
-    ...CHILD_NODE_FLAGS,
+    ...withExtraNodeFlags(CHILD_NODE_FLAGS),
     RINGFENCE_BIN,
     "world-supervisor",
     "--state-dir",

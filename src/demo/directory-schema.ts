@@ -41,26 +41,21 @@ const MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('ringfence-demo-mig
  */
 export async function migrate(pool: pg.Pool): Promise<number[]> {
   return await withClient(pool, async (client) => {
-    await client.query(MIGRATION_LOCK);
+    // Each step is one round trip (a multi-statement simple query): the writer endpoint may be a
+    // region away, and a cell's instances wait for each other here on its first start.
+    const opened = (await client.query(
+      `${MIGRATION_LOCK}; CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); SELECT version FROM schema_migrations`,
+    )) as unknown as pg.QueryResult<{ version: number }>[];
     try {
-      await client.query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-      );
-      const done = new Set(
-        (await client.query<{ version: number }>("SELECT version FROM schema_migrations")).rows.map(
-          (r) => r.version,
-        ),
-      );
+      const done = new Set((opened.at(-1)?.rows ?? []).map((r) => r.version));
       const applied: number[] = [];
       for (const m of MIGRATIONS) {
         if (done.has(m.version)) continue;
-        await client.query("BEGIN");
         try {
-          await client.query(m.sql);
-          await client.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())", [
-            m.version,
-          ]);
-          await client.query("COMMIT");
+          // The version is ours (an integer), never input: safe to write into the statement.
+          await client.query(
+            `BEGIN; ${m.sql}; INSERT INTO schema_migrations (version, applied_at) VALUES (${Number(m.version)}, now()); COMMIT`,
+          );
         } catch (err) {
           await client.query("ROLLBACK").catch(() => {});
           throw err;
@@ -79,6 +74,21 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
 export type LogEvent = { event: string } & Record<string, unknown>;
 
 /**
+ * True when every migration shows in `pool`'s database. Asked of the local replica first: what a
+ * replica shows, its primary committed, so an instance that starts where the schema is in place
+ * (every start but a cell's first) needs no lock and no round trip to a primary in another region.
+ */
+export async function migrationsVisible(pool: pg.Pool): Promise<boolean> {
+  try {
+    const { rows } = await pool.query<{ version: number }>("SELECT version FROM schema_migrations");
+    const seen = new Set(rows.map((r) => r.version));
+    return MIGRATIONS.every((m) => seen.has(m.version));
+  } catch {
+    return false; // no table yet, or the replica is unreachable: ask the primary
+  }
+}
+
+/**
  * Runs `migrate` until it succeeds: the first attempt at `start()`, then every `retryMs` (default
  * one second) after a failure. Logs one line per change of state (waiting, applied), not per attempt.
  */
@@ -91,8 +101,12 @@ export class SchemaMigrator {
   #first: Promise<void> | undefined;
   #inFlight: Promise<void> | undefined;
 
-  constructor(pool: pg.Pool, log: (event: LogEvent) => void, retryMs = 1_000) {
+  readonly #replica: pg.Pool | undefined;
+
+  /** `pool` reaches the primary (the writer endpoint); `replica`, when given, is looked at first. */
+  constructor(pool: pg.Pool, log: (event: LogEvent) => void, retryMs = 1_000, replica?: pg.Pool) {
     this.#pool = pool;
+    this.#replica = replica;
     this.#log = log;
     this.#retryMs = retryMs;
   }
@@ -147,7 +161,8 @@ export class SchemaMigrator {
 
   async #try(): Promise<void> {
     try {
-      const applied = await migrate(this.#pool);
+      const applied =
+        this.#replica && (await migrationsVisible(this.#replica)) ? [] : await migrate(this.#pool);
       if (this.#state === "stopped") return;
       this.#state = "applied";
       this.#log({ event: "migrations.applied", applied, latest: MIGRATIONS.at(-1)?.version ?? 0 });

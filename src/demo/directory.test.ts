@@ -4,11 +4,12 @@ import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { freePort } from "../lib/ports.js";
 import { queryOnce, signalGroup } from "../lib/postgres.js";
 import { startTestCluster, type TestCluster, type TestInstance } from "../lib/postgres-testing.js";
 import { type DirectoryHandle, startDirectory } from "./directory.js";
-import type { LogEvent } from "./directory-schema.js";
+import { type LogEvent, MIGRATIONS, SchemaMigrator } from "./directory-schema.js";
 import {
   call,
   dbUrl,
@@ -382,7 +383,8 @@ test("with the primary unreachable at start, reads are served, writes answer 503
   const d = await startDirectory(config, { log: (e) => logs.push(e) });
   let forwarder: { close(): Promise<void> } | undefined;
   try {
-    assert.equal(d.schemaApplied, false);
+    // The local replica shows the schema in place: what it shows, the primary committed.
+    assert.equal(d.schemaApplied, true);
     const read = await call(d.url, "GET", "/users/ada", { tenant: "acme" });
     assert.equal(read.status, 200);
     assert.equal(read.headers.get("x-ringfence-served-from"), "replica");
@@ -394,29 +396,50 @@ test("with the primary unreachable at start, reads are served, writes answer 503
     ]) {
       const w = await write;
       assert.equal(w.status, 503);
-      assert.equal(w.json.error.code, "WRITES_UNAVAILABLE");
+      assert.equal(w.json.error.code, "STORE_UNAVAILABLE");
       assert.equal(w.headers.get("retry-after"), "1");
     }
     const health = await call(d.url, "GET", "/healthz");
     assert.equal(health.status, 200);
     assert.equal(health.json.primary, "unreachable");
 
-    // Let a few retries fail (they must not log), then bring the writer endpoint up.
-    await new Promise((r) => setTimeout(r, 2_200));
     forwarder = await startForwarder(writerPort, primary);
-    await waitFor(() => d.schemaApplied, "the background migration to succeed");
     const put = await call(d.url, "PUT", "/users/dave", {
       tenant: "acme",
       body: { name: "Dave", email: "d@x" },
     });
     assert.equal(put.status, 200);
     assert.deepEqual(
-      logs.filter((e) => e.event.startsWith("migrations.")).map((e) => e.event),
+      logs.filter((e) => e.event.startsWith("migrations.")),
+      [{ event: "migrations.applied", applied: [], latest: MIGRATIONS.at(-1)?.version }],
+    );
+  } finally {
+    await d.close();
+    await forwarder?.close();
+  }
+});
+
+test("the schema migrator retries an unreachable primary quietly and applies once it answers", async () => {
+  const writerPort = await freePort();
+  const logs: LogEvent[] = [];
+  const pool = new pg.Pool({ connectionString: dbUrl({ ...primary, port: writerPort }), max: 1 });
+  const migrator = new SchemaMigrator(pool, (e) => logs.push(e), 50);
+  let forwarder: { close(): Promise<void> } | undefined;
+  try {
+    await migrator.start(2_000);
+    assert.equal(migrator.applied, false);
+    // Let a few retries fail (they must not log), then bring the writer endpoint up.
+    await new Promise((r) => setTimeout(r, 400));
+    forwarder = await startForwarder(writerPort, primary);
+    await waitFor(() => migrator.applied, "the background migration to succeed");
+    assert.deepEqual(
+      logs.map((e) => e.event),
       ["migrations.waiting", "migrations.applied"],
       "one log line per state change, not per attempt",
     );
   } finally {
-    await d.close();
+    migrator.stop();
+    await pool.end();
     await forwarder?.close();
   }
 });

@@ -238,7 +238,7 @@ export async function startDirectory(
   const drainMs = options.drainMs ?? 5_000;
   const read = createPool(config.databaseUrl, "ringfence-directory");
   const write = createPool(config.databaseWriteUrl, "ringfence-directory");
-  const migrator = new SchemaMigrator(write, log);
+  const migrator = new SchemaMigrator(write, log, undefined, read);
   const ctx: Context = { config, store: new DirectoryStore(read, write), migrator };
 
   let draining = false;

@@ -23,6 +23,11 @@ export interface PgBinaries {
   readonly hasBasebackup: boolean;
   /** Whether pg_rewind is there; without it a diverged old primary is re-cloned. */
   readonly hasRewind: boolean;
+  /**
+   * Whether pg_resetwal is there; without it every new cluster is made by initdb, not copied from a
+   * template (`initPrimary`).
+   */
+  readonly hasResetwal: boolean;
   /** Installed on the system (or named by RINGFENCE_PG_BIN), or PostgreSQL from npm. */
   readonly source: "system" | "npm";
 }
@@ -95,10 +100,11 @@ export function findPgBinaries(
   );
 }
 
-function capabilities(bindir: string): { hasBasebackup: boolean; hasRewind: boolean } {
+function capabilities(bindir: string): { hasBasebackup: boolean; hasRewind: boolean; hasResetwal: boolean } {
   return {
     hasBasebackup: existsSync(join(bindir, "pg_basebackup")),
     hasRewind: existsSync(join(bindir, "pg_rewind")),
+    hasResetwal: existsSync(join(bindir, "pg_resetwal")),
   };
 }
 
@@ -239,9 +245,20 @@ export function runToolAsync(
   runAs: RunAs | undefined,
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<string> {
+  return runAsAsync(join(bin.bindir, tool), args, runAs, options);
+}
+
+/** Runs `file` to completion as `runAs` (or as this process) without blocking; see `runToolAsync`. */
+export function runAsAsync(
+  file: string,
+  args: string[],
+  runAs: RunAs | undefined,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<string> {
+  const tool = file.slice(file.lastIndexOf("/") + 1);
   return new Promise((resolve, reject) => {
     execFile(
-      join(bin.bindir, tool),
+      file,
       args,
       {
         encoding: "utf8",

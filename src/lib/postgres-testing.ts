@@ -104,7 +104,7 @@ export async function startTestCluster(
   try {
     const names = Array.from({ length: options.standbys ?? 0 }, (_, i) => `standby${i}`);
     const primaryDir = join(dir, "primary");
-    initPrimary(bin, primaryDir, runAs);
+    await initPrimary(bin, primaryDir, runAs);
     const primary = await start("primary", primaryDir, await freePort(), {
       synchronous_standby_names: synchronousStandbyNames(options.syncQuorum ?? 0, names),
     });

@@ -23,6 +23,7 @@ export {
   type PgBinaries,
   pgRunAs,
   type RunAs,
+  runAsAsync,
   runTool,
   runToolAsync,
   untraversableParent,
@@ -39,6 +40,7 @@ export {
 export {
   cloneStandbyAsync,
   initPrimary,
+  makeTemplate,
   parseRewindOutput,
   type RewindResult,
   rewind,

@@ -158,9 +158,11 @@ export class TableClient {
         // controller unreachable: keep the last-known-good table
       }
       if (this.#stopped) return;
+      // With no table yet (a new world: the controller is starting too), ask again soon.
+      const pollMs = this.#options.pollMs ?? 2_000;
       await new Promise<void>((r) => {
         this.#wake = r;
-        this.#timer = setTimeout(r, this.#options.pollMs ?? 2_000);
+        this.#timer = setTimeout(r, this.#live ? pollMs : Math.min(pollMs, 200));
       });
     }
   }

@@ -40,6 +40,19 @@ export interface WorldConfig {
   readonly createdAt: string;
 }
 
+/**
+ * The cluster the world copies new primaries from (`initPrimary`): made once, by the first start,
+ * and never started itself.
+ */
+export function pgTemplateDir(world: WorldConfig): string {
+  return join(world.pgRoot, "template");
+}
+
+/** The data directory of the database in `slot`: one folder per slot under the world's PostgreSQL root. */
+export function dataDirOf(world: WorldConfig, slot: { readonly id: string }): string {
+  return join(world.pgRoot, slot.id.replace(/\//g, "-"));
+}
+
 export class StateDir {
   readonly root: string;
   constructor(root: string) {
@@ -73,6 +86,11 @@ export class StateDir {
   }
   agentDir(zone: string): string {
     return join(this.root, "agents", zone.replace(/\//g, "-"));
+  }
+
+  /** The desired state an agent last applied, kept for a start without the controller. */
+  desiredFile(zone: string): string {
+    return join(this.agentDir(zone), "desired.json");
   }
   routerTable(region: string): string {
     return join(this.root, "routers", `${region}.json`);

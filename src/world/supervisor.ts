@@ -10,17 +10,18 @@
  */
 
 import { spawn } from "node:child_process";
-import { closeSync, copyFileSync, openSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
 import { httpRequest } from "../lib/http-request.js";
-import { CHILD_NODE_FLAGS, ROUTER_NODE_FLAGS } from "../lib/node-flags.js";
+import { CHILD_NODE_FLAGS, ROUTER_NODE_FLAGS, withExtraNodeFlags } from "../lib/node-flags.js";
 import {
   baseSettings,
   describeRunAs,
   findPgBinaries,
   initPrimary,
+  makeTemplate,
   pgRunAs,
   signalGroup,
   spawnPostgres,
@@ -43,8 +44,9 @@ import {
 import { ProcessRecord, runningSupervisor } from "./pid-files.js";
 import { killQuietly, signalQuietly } from "./procfs.js";
 import { until, waitUntilServing } from "./readiness.js";
+import { seedCells } from "./seed.js";
 import { explainUnserved, type LogMarks, logMarks, logProblems } from "./start-logs.js";
-import { StateDir, type WorldConfig } from "./state.js";
+import { dataDirOf, pgTemplateDir, StateDir, type WorldConfig } from "./state.js";
 
 // Where it lived before readiness.ts; tests and drills import it from here.
 export { probeTenants } from "./readiness.js";
@@ -148,14 +150,29 @@ export class World {
   }
 
   async #startSteps(): Promise<void> {
-    await this.#startControlDatabase();
+    const config = this.#config as WorldConfig;
+    const newWorld = !existsSync(join(config.pgRoot, "control", "PG_VERSION"));
+    // A desired state kept from a control database that is gone names a world that is gone too.
+    if (newWorld)
+      for (const zone of this.layout.zones) rmSync(this.state.desiredFile(zone.id), { force: true });
+    // The template every new cluster is copied from (one initdb), then the control database and,
+    // in a new world, the cells' databases (seed.ts). Then the controller starts, and the agents
+    // and routers load meanwhile on the other core and wait for it themselves: an agent has
+    // nothing to start before the controller answers. docs/benchmarks.md, "The local world".
+    await makeTemplate(findPgBinaries(), pgTemplateDir(config), pgRunAs());
     this.#abort.signal.throwIfAborted();
-    await this.#startController();
+    await Promise.all([
+      this.#startControlDatabase(),
+      newWorld ? this.#seedCells() : undefined,
+      this.#startWan(),
+    ]);
     this.#abort.signal.throwIfAborted();
-    await this.#startWan();
-    this.#abort.signal.throwIfAborted();
+    const controller = this.#startController();
+    controller.catch(() => {}); // awaited below; meanwhile a failure must not count as unhandled
     this.#startAgents();
     this.#startRouters();
+    await controller;
+    this.#abort.signal.throwIfAborted();
     await this.#waitUntilServing();
   }
 
@@ -314,11 +331,15 @@ export class World {
       spawn: () => {
         const fd = openSync(logFile, "a");
         try {
-          return spawn(process.execPath, [...nodeFlags, this.#options.ringfenceBin, ...argv], {
-            stdio: ["ignore", fd, fd],
-            // The mark passes on to what the child starts, so that `down` finds it all after a crash.
-            env: { ...process.env, RINGFENCE_ROLE: id, [WORLD_MARK]: this.state.root },
-          });
+          return spawn(
+            process.execPath,
+            [...withExtraNodeFlags(nodeFlags), this.#options.ringfenceBin, ...argv],
+            {
+              stdio: ["ignore", fd, fd],
+              // The mark passes on to what the child starts, so that `down` finds it all after a crash.
+              env: { ...process.env, RINGFENCE_ROLE: id, [WORLD_MARK]: this.state.root },
+            },
+          );
         } finally {
           // The child has its own copy; ours would leak one descriptor per (re)start.
           closeSync(fd);
@@ -349,7 +370,10 @@ export class World {
     this.#controlDb = new Supervised({
       id: "control-database",
       prepare: async () => {
-        initPrimary(bin, dataDir, runAs);
+        // The template the agents copy cell primaries from (`initPrimary`) is made first.
+        const template = pgTemplateDir(config);
+        await makeTemplate(bin, template, runAs);
+        await initPrimary(bin, dataDir, runAs, { template });
         writeSettings(dataDir, baseSettings(host, port), runAs);
       },
       spawn: () => spawnPostgres(bin, dataDir, runAs, this.state.log("control-database")),
@@ -370,6 +394,22 @@ export class World {
       });
     }
     this.#progress(`control database ready on ${host}:${port}`);
+  }
+
+  /** A new world's cell databases, made before their agents start (`seed.ts`). */
+  async #seedCells(): Promise<void> {
+    const config = this.#config as WorldConfig;
+    const seeded = await seedCells(this.topology, this.layout, {
+      bin: findPgBinaries(),
+      runAs: pgRunAs(),
+      dataDir: (slot) => dataDirOf(config, slot),
+      template: pgTemplateDir(config),
+    });
+    if (seeded.length > 0) {
+      this.#progress(
+        `cell databases seeded: ${seeded.length} cells, ${seeded.reduce((n, c) => n + 1 + c.standbys.length, 0)} instances`,
+      );
+    }
   }
 
   async #startController(): Promise<void> {
