@@ -11,6 +11,7 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, copyFileSync, existsSync, openSync, rmSync } from "node:fs";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
@@ -83,6 +84,8 @@ export class World {
   #agents: Supervised[] = [];
   #routers: Supervised[] = [];
   #wan: WanEmulator | undefined;
+  /** Agents and routers started at `LOADING_NICENESS` while the controller starts (see `#startSteps`). */
+  #loadingBehindController: Set<number> | undefined;
   #record: ProcessRecord | undefined;
   #started = 0;
   /** Log sizes when the start began: later lines are this start's. */
@@ -167,7 +170,13 @@ export class World {
       this.#startWan(),
     ]);
     this.#abort.signal.throwIfAborted();
-    const controller = this.#startController();
+    // The controller is what everything waits for: as root (allowed to lower a niceness again),
+    // the agents and routers load at LOADING_NICENESS until it answers, so that it gets a core.
+    this.#loadingBehindController = process.getuid?.() === 0 ? new Set() : undefined;
+    const controller = this.#startController().finally(() => {
+      for (const pid of this.#loadingBehindController ?? []) reniceQuietly(pid, 0);
+      this.#loadingBehindController = undefined;
+    });
     controller.catch(() => {}); // awaited below; meanwhile a failure must not count as unhandled
     this.#startAgents();
     this.#startRouters();
@@ -331,7 +340,7 @@ export class World {
       spawn: () => {
         const fd = openSync(logFile, "a");
         try {
-          return spawn(
+          const child = spawn(
             process.execPath,
             [...withExtraNodeFlags(nodeFlags), this.#options.ringfenceBin, ...argv],
             {
@@ -340,6 +349,11 @@ export class World {
               env: { ...process.env, RINGFENCE_ROLE: id, [WORLD_MARK]: this.state.root },
             },
           );
+          if (id !== "controller" && this.#loadingBehindController && child.pid !== undefined) {
+            this.#loadingBehindController.add(child.pid);
+            reniceQuietly(child.pid, LOADING_NICENESS);
+          }
+          return child;
         } finally {
           // The child has its own copy; ours would leak one descriptor per (re)start.
           closeSync(fd);
@@ -565,5 +579,16 @@ export class World {
     if (report.survivors.length > 0) {
       this.#progress(`could not stop ${describeProcesses(report.survivors)}; stop them by hand`);
     }
+  }
+}
+
+/** The niceness agents and routers load at while the controller starts (as root only). */
+const LOADING_NICENESS = 5;
+
+function reniceQuietly(pid: number, niceness: number): void {
+  try {
+    setPriority(pid, niceness);
+  } catch {
+    // gone already, or not allowed: it runs at the supervisor's priority
   }
 }
