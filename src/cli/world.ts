@@ -19,6 +19,7 @@ import {
   stopOrphans,
 } from "../world/orphans.js";
 import { runningSupervisor } from "../world/pid-files.js";
+import { isAlive, startTimeOf } from "../world/procfs.js";
 import { StateDir } from "../world/state.js";
 import { LogFollower } from "./log-follower.js";
 import { EXIT, type Io } from "./output.js";
@@ -164,9 +165,12 @@ async function down(flags: WorldFlags, io: Io): Promise<number> {
     return reportOrphans(report, "of a world whose supervisor was gone", state, io);
   }
   io.stderr(`stopping the world (supervisor pid ${pid})...\n`);
+  const startTime = startTimeOf(pid);
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 120_000;
-  while (runningSupervisor(state) !== undefined) {
+  // The supervisor releases its record a moment before its process is gone: wait for both, or it
+  // would be found by the search for orphans below, and stopped as one of its own.
+  while (runningSupervisor(state) !== undefined || isAlive(pid, startTime)) {
     if (Date.now() > deadline) {
       io.stderr(
         `the supervisor (pid ${pid}) is still stopping after 120 s; see ${state.log("supervisor")}\n`,
