@@ -5,12 +5,12 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { setPriority } from "node:os";
 import { httpRequest } from "../lib/http-request.js";
 import { CHILD_NODE_FLAGS, withExtraNodeFlags } from "../lib/node-flags.js";
 import { waitUntilAccepting } from "../lib/ports.js";
 import type { Health } from "../world/contracts.js";
 import type { InstanceSlot, Layout } from "../world/layout.js";
+import { reniceQuietly } from "../world/procfs.js";
 import { Supervised, type SupervisorEvent } from "./supervisor.js";
 
 /**
@@ -145,7 +145,7 @@ export class InstanceRunner {
             firstSpawn && options.slot.kind === "fallback" && niceness < FALLBACK_START_NICENESS;
           firstSpawn = false;
           if (child.pid !== undefined) {
-            renice(child.pid, deferred ? FALLBACK_START_NICENESS : niceness);
+            reniceQuietly(child.pid, deferred ? FALLBACK_START_NICENESS : niceness);
             this.#reniceWhenHealthy = deferred ? { pid: child.pid, niceness } : undefined;
             this.#watchStart(child.pid);
           }
@@ -175,7 +175,6 @@ export class InstanceRunner {
     await this.supervised.stop();
   }
 
-  /** GETs the health path with a 1 s timeout; never throws. */
   /**
    * Probes the instance just started as `pid` every `START_PROBE_MS` until it first passes its
    * health check (or exits, or `START_WATCH_MS` pass): its health reaches the agent's next
@@ -201,6 +200,7 @@ export class InstanceRunner {
     }
   }
 
+  /** GETs the health path with a 1 s timeout; never throws. */
   async #probe(): Promise<void> {
     if (this.supervised.pid === null) {
       this.#health = "unhealthy";
@@ -218,7 +218,7 @@ export class InstanceRunner {
         this.supervised.markRunning();
         const later = this.#reniceWhenHealthy;
         this.#reniceWhenHealthy = undefined;
-        if (later && later.pid === this.supervised.pid) renice(later.pid, later.niceness);
+        if (later && later.pid === this.supervised.pid) reniceQuietly(later.pid, later.niceness);
       } else {
         this.#health = "unhealthy";
         this.#detail = `health check answered ${res.status}`;
@@ -227,13 +227,5 @@ export class InstanceRunner {
       this.#health = "unhealthy";
       this.#detail = `health check failed: ${(err as Error).message}`;
     }
-  }
-}
-
-function renice(pid: number, niceness: number): void {
-  try {
-    setPriority(pid, niceness);
-  } catch {
-    // not allowed here (or the process is gone): it runs at the agent's own priority
   }
 }

@@ -5,6 +5,7 @@
  * recorded with, or with arguments and environment that tie it to this world.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { setPriority } from "node:os";
 
 export interface ProcInfo {
   readonly pid: number;
@@ -145,4 +146,13 @@ export function descendants(pid: number, procs: readonly ProcInfo[]): number[] {
     queue.push(...(children.get(p) ?? []));
   }
   return out;
+}
+
+/** Sets the niceness of `pid`; quietly does nothing when it is gone or that is not allowed. */
+export function reniceQuietly(pid: number, niceness: number): void {
+  try {
+    setPriority(pid, niceness);
+  } catch {
+    // gone already, or not allowed: it keeps the priority it has
+  }
 }

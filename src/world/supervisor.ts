@@ -11,7 +11,6 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, copyFileSync, existsSync, openSync, rmSync } from "node:fs";
-import { setPriority } from "node:os";
 import { join } from "node:path";
 import { Supervised, type SupervisorEvent } from "../agent/supervisor.js";
 import { RingfenceError } from "../lib/errors.js";
@@ -43,7 +42,7 @@ import {
   WORLD_MARK,
 } from "./orphans.js";
 import { ProcessRecord, runningSupervisor } from "./pid-files.js";
-import { killQuietly, signalQuietly } from "./procfs.js";
+import { killQuietly, reniceQuietly, signalQuietly } from "./procfs.js";
 import { until, waitUntilServing } from "./readiness.js";
 import { seedCells } from "./seed.js";
 import { explainUnserved, type LogMarks, logMarks, logProblems } from "./start-logs.js";
@@ -384,10 +383,8 @@ export class World {
     this.#controlDb = new Supervised({
       id: "control-database",
       prepare: async () => {
-        // The template the agents copy cell primaries from (`initPrimary`) is made first.
-        const template = pgTemplateDir(config);
-        await makeTemplate(bin, template, runAs);
-        await initPrimary(bin, dataDir, runAs, { template });
+        // A copy of the template `#startSteps` made (initdb when it is gone).
+        await initPrimary(bin, dataDir, runAs, { template: pgTemplateDir(config) });
         writeSettings(dataDir, baseSettings(host, port), runAs);
       },
       spawn: () => spawnPostgres(bin, dataDir, runAs, this.state.log("control-database")),
@@ -584,11 +581,3 @@ export class World {
 
 /** The niceness agents and routers load at while the controller starts (as root only). */
 const LOADING_NICENESS = 5;
-
-function reniceQuietly(pid: number, niceness: number): void {
-  try {
-    setPriority(pid, niceness);
-  } catch {
-    // gone already, or not allowed: it runs at the supervisor's priority
-  }
-}
